@@ -1,0 +1,1 @@
+"""Corpus readers, audio I/O, folds and batching."""

@@ -1,0 +1,1 @@
+"""Encoder presets and loading; the CLAP model."""
