@@ -1,0 +1,176 @@
+"""Datasets, cropping, length-bucketed batches and collation into encoder inputs."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+from transformers import Wav2Vec2FeatureExtractor
+
+from benchmark.data.audio import load_audio
+from benchmark.data.records import GENDERS, SAMPLE_RATE, Utterance
+
+
+def crop(wave: np.ndarray, max_samples: int, rng: random.Random | None) -> np.ndarray:
+    """At most ``max_samples`` of ``wave``: a random window when ``rng`` is given, else the centre."""
+    if len(wave) <= max_samples:
+        return wave
+    spare = len(wave) - max_samples
+    start = rng.randrange(spare + 1) if rng is not None else spare // 2
+    return wave[start : start + max_samples]
+
+
+class UtteranceDataset(Dataset):
+    """Waveforms and labels of a list of utterances.
+
+    Training crops are random but reproducible: the window of item ``i`` in epoch ``e`` depends only on
+    (seed, e, i), whatever the worker or the order. Evaluation crops are centred.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Utterance],
+        classes: Sequence[str],
+        *,
+        max_seconds: float,
+        train: bool,
+        seed: int = 0,
+        cache_audio: bool = True,
+    ) -> None:
+        self.records = list(records)
+        self.class_index = {c: k for k, c in enumerate(classes)}
+        self.max_samples = round(max_seconds * SAMPLE_RATE)
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self._cache: dict[int, np.ndarray] | None = {} if cache_audio else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def seconds(self, i: int) -> float:
+        """Length in seconds of item ``i`` after cropping, known without reading the audio."""
+        return min(self.records[i].duration, self.max_samples / SAMPLE_RATE)
+
+    def _wave(self, i: int) -> np.ndarray:
+        if self._cache is None:
+            return load_audio(self.records[i].path)
+        if i not in self._cache:
+            self._cache[i] = load_audio(self.records[i].path)
+        return self._cache[i]
+
+    def __getitem__(self, i: int) -> dict:
+        rng = random.Random(f"{self.seed}:{self.epoch}:{i}") if self.train else None
+        r = self.records[i]
+        return {
+            "wave": crop(self._wave(i), self.max_samples, rng),
+            "emotion": self.class_index[r.emotion],
+            "gender": GENDERS.index(r.gender),
+            "index": i,
+        }
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar-length items, so little of each batch is padding.
+
+    Each epoch: shuffle, cut into pools of ``pool_batches`` batches, sort each pool by length, cut the
+    pool into batches, shuffle the batch order. Deterministic given (seed, epoch).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[float],
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool = batch_size * pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        order = list(range(len(self.lengths)))
+        rng = random.Random(f"{self.seed}:{self.epoch}")
+        if self.shuffle:
+            rng.shuffle(order)
+        else:
+            order.sort(key=lambda i: self.lengths[i])
+        batches = []
+        for start in range(0, len(order), self.pool):
+            pool = sorted(order[start : start + self.pool], key=lambda i: self.lengths[i])
+            batches += [pool[k : k + self.batch_size] for k in range(0, len(pool), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size) if self.lengths else 0
+
+
+@dataclass
+class Batch:
+    input_values: torch.Tensor  # [N, T] float, zero-padded
+    sample_mask: torch.Tensor  # [N, T] long, 1 on real samples
+    emotion: torch.Tensor  # [N] long
+    gender: torch.Tensor  # [N] long
+    index: torch.Tensor  # [N] long, positions in the dataset
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.input_values, self.sample_mask, self.emotion, self.gender, self.index)
+            )
+        )
+
+    def pin_memory(self) -> Batch:
+        return Batch(
+            *(t.pin_memory() for t in (self.input_values, self.sample_mask, self.emotion, self.gender, self.index))
+        )
+
+
+class Collator:
+    """Pads a list of items through the checkpoint's own feature extractor (normalisation as it was trained).
+
+    The sample mask is always returned (pooling needs it); whether the encoder *sees* it is the model's
+    choice (see ``AudioEncoder.uses_attention_mask``).
+    """
+
+    def __init__(self, feature_extractor: Wav2Vec2FeatureExtractor) -> None:
+        self.feature_extractor = feature_extractor
+
+    def __call__(self, items: list[dict]) -> Batch:
+        features = self.feature_extractor(
+            [it["wave"] for it in items],
+            sampling_rate=SAMPLE_RATE,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return Batch(
+            input_values=features["input_values"],
+            sample_mask=features["attention_mask"].long(),
+            emotion=torch.tensor([it["emotion"] for it in items], dtype=torch.long),
+            gender=torch.tensor([it["gender"] for it in items], dtype=torch.long),
+            index=torch.tensor([it["index"] for it in items], dtype=torch.long),
+        )

@@ -1,0 +1,150 @@
+"""The CLAP model: audio and text encoders, projection heads, logit scale, prompts, gender head."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.data.records import CLASS_WORDS, CLASSES, GENDER_WORDS, GENDERS
+from benchmark.models.encoders import AudioEncoder, TextEncoder
+
+
+@dataclass(frozen=True)
+class ClapConfig:
+    """Model choices the paper leaves open; every field is a study-spec field.
+
+    Attributes:
+        proj_dim: dimension d of the shared embedding space.
+        proj_layers: 1 (linear) or 2 (Linear-GELU-Linear, hidden width d) projection heads.
+        temperature: initial (or fixed) temperature; the logit scale is 1 / temperature.
+        learnable_temperature: learn the log logit scale (CLIP practice) or keep it fixed.
+        max_logit_scale: clamp on the logit scale (100 in CLIP).
+        prompt_template: class prompt, ``{label}`` replaced by each class word.
+        class_words: the word for each class, in class order.
+        gender_template: gender prompt for ML-GEmo-CLAP's ``prompt`` mode.
+        gender_words: the word for each gender, in ``GENDERS`` order.
+        gender_head: add a linear gender classifier on the pooled audio feature (ML ``head`` mode).
+    """
+
+    proj_dim: int = 512
+    proj_layers: int = 2
+    temperature: float = 0.07
+    learnable_temperature: bool = True
+    max_logit_scale: float = 100.0
+    prompt_template: str = "The emotion is {label}."
+    class_words: tuple[str, ...] = tuple(CLASS_WORDS[c] for c in CLASSES)
+    gender_template: str = "The gender is {label}."
+    gender_words: tuple[str, ...] = tuple(GENDER_WORDS[g] for g in GENDERS)
+    gender_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.proj_dim < 1:
+            raise ValueError(f"proj_dim must be positive, got {self.proj_dim}")
+        if self.proj_layers not in (1, 2):
+            raise ValueError(f"proj_layers must be 1 or 2, got {self.proj_layers}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        if 1.0 / self.temperature > self.max_logit_scale:
+            raise ValueError(
+                f"temperature {self.temperature} gives a logit scale above max_logit_scale {self.max_logit_scale}"
+            )
+        for name in ("prompt_template", "gender_template"):
+            if "{label}" not in getattr(self, name):
+                raise ValueError(f"{name} must contain '{{label}}', got {getattr(self, name)!r}")
+
+    def class_prompts(self) -> list[str]:
+        return [self.prompt_template.format(label=w) for w in self.class_words]
+
+    def gender_prompts(self) -> list[str]:
+        return [self.gender_template.format(label=w) for w in self.gender_words]
+
+
+@dataclass
+class ClapOutput:
+    """What one forward pass returns; :func:`pair_logits` turns it into loss inputs."""
+
+    audio_emb: torch.Tensor  # [N, d], L2-normalised
+    class_emb: torch.Tensor  # [K, d], L2-normalised, one row per class prompt
+    logit_scale: torch.Tensor  # scalar
+    gender_emb: torch.Tensor | None = None  # [2, d] gender prompts (ML prompt mode)
+    gender_logits: torch.Tensor | None = None  # [N, 2] gender head (ML head mode)
+
+
+def projection(in_dim: int, out_dim: int, layers: int) -> nn.Module:
+    if layers == 1:
+        return nn.Linear(in_dim, out_dim)
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+
+
+def pair_logits(audio_emb: torch.Tensor, prompt_emb: torch.Tensor, labels: torch.Tensor, scale) -> torch.Tensor:
+    """C[i, j] = s · E_a[i] · E_t[j] where E_t[j] is the prompt of sample j's label.
+
+    The K distinct prompts are encoded once and gathered into the N x N matrix, which gives the same
+    logits (and gradients) as encoding the N prompts one per sample, at K/N of the text cost.
+    """
+    return scale * (audio_emb @ prompt_emb.T)[:, labels]
+
+
+class ClapModel(nn.Module):
+    """Emo-CLAP / GEmo-CLAP model over a speech encoder and a text encoder."""
+
+    def __init__(self, audio: AudioEncoder, text: TextEncoder, config: ClapConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.audio_encoder = audio.model
+        self.text_encoder = text.model
+        self.uses_attention_mask = audio.uses_attention_mask
+        self.audio_proj = projection(audio.hidden_size, config.proj_dim, config.proj_layers)
+        self.text_proj = projection(text.hidden_size, config.proj_dim, config.proj_layers)
+        self.log_logit_scale = nn.Parameter(
+            torch.tensor(math.log(1.0 / config.temperature)), requires_grad=config.learnable_temperature
+        )
+        self.gender_head = nn.Linear(audio.hidden_size, len(config.gender_words)) if config.gender_head else None
+        self._register_prompts("class", text.tokenizer(config.class_prompts(), padding=True, return_tensors="pt"))
+        self._register_prompts("gender", text.tokenizer(config.gender_prompts(), padding=True, return_tensors="pt"))
+
+    def _register_prompts(self, name: str, tokens) -> None:
+        self.register_buffer(f"{name}_ids", tokens["input_ids"], persistent=False)
+        self.register_buffer(f"{name}_mask", tokens["attention_mask"], persistent=False)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    def pooled_audio(self, input_values: torch.Tensor, sample_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the encoder's frame features over the frames that cover real (non-padded) samples."""
+        kwargs = {"attention_mask": sample_mask} if self.uses_attention_mask else {}
+        frames = self.audio_encoder(input_values, **kwargs).last_hidden_state
+        frame_mask = self.audio_encoder._get_feature_vector_attention_mask(frames.shape[1], sample_mask)
+        frame_mask = frame_mask.to(frames.dtype).unsqueeze(-1)
+        return (frames * frame_mask).sum(1) / frame_mask.sum(1).clamp(min=1.0)
+
+    def embed_audio(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio_proj(pooled), dim=-1)
+
+    def embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """First-token (``<s>``) hidden state, projected and L2-normalised."""
+        hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
+
+    def class_embeddings(self) -> torch.Tensor:
+        return self.embed_text(self.class_ids, self.class_mask)
+
+    def forward(self, input_values: torch.Tensor, sample_mask: torch.Tensor, *, gender_prompts: bool = False):
+        pooled = self.pooled_audio(input_values, sample_mask)
+        return ClapOutput(
+            audio_emb=self.embed_audio(pooled),
+            class_emb=self.class_embeddings(),
+            logit_scale=self.logit_scale(),
+            gender_emb=self.embed_text(self.gender_ids, self.gender_mask) if gender_prompts else None,
+            gender_logits=self.gender_head(pooled) if self.gender_head is not None else None,
+        )
+
+    @torch.no_grad()
+    def predict(self, input_values: torch.Tensor, sample_mask: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+        """Class index per utterance: argmax cosine similarity to the class prompts."""
+        audio = self.embed_audio(self.pooled_audio(input_values, sample_mask))
+        return (audio @ class_emb.T).argmax(dim=-1)

@@ -1,0 +1,189 @@
+"""Encoder presets: short names for hub checkpoints, and tiny random-init configs built in code.
+
+A preset name, a hub id (``microsoft/wavlm-base-plus``) and a local checkpoint directory are all accepted
+wherever an encoder is named; :func:`resolve_encoder` tells which one a string is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from transformers import (
+    Data2VecAudioConfig,
+    HubertConfig,
+    PretrainedConfig,
+    RobertaConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+)
+
+Modality = Literal["audio", "text"]
+
+
+@dataclass(frozen=True)
+class HubPreset:
+    """A pre-trained checkpoint on a model hub, loaded with ``AutoModel.from_pretrained``."""
+
+    name: str
+    modality: Modality
+    hub_id: str
+
+
+@dataclass(frozen=True)
+class TinyPreset:
+    """A small random-init model of a real architecture, for offline runs and tests."""
+
+    name: str
+    modality: Modality
+    family: str
+    make_config: Callable[[], PretrainedConfig]
+    # Mirrors the checkpoint family's feature extractor: group-norm conv stacks (wav2vec2-base, HuBERT-base)
+    # are trained on zero-padded input without an attention mask.
+    return_attention_mask: bool = True
+
+
+@dataclass(frozen=True)
+class EncoderRef:
+    """What an encoder string resolved to: exactly one of ``preset`` or ``source`` tells how to load it."""
+
+    spec: str
+    modality: Modality
+    source: str  # a hub id or a local directory, or "" for a tiny preset
+    tiny: TinyPreset | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        return self.tiny is None
+
+
+HUB_PRESETS: dict[str, HubPreset] = {
+    p.name: p
+    for p in (
+        HubPreset("wavlm-base-plus", "audio", "microsoft/wavlm-base-plus"),
+        HubPreset("wavlm-large", "audio", "microsoft/wavlm-large"),
+        HubPreset("hubert-base", "audio", "facebook/hubert-base-ls960"),
+        HubPreset("hubert-large", "audio", "facebook/hubert-large-ll60k"),
+        HubPreset("wav2vec2-base", "audio", "facebook/wav2vec2-base"),
+        HubPreset("wav2vec2-large", "audio", "facebook/wav2vec2-large-lv60"),
+        HubPreset("data2vec-base", "audio", "facebook/data2vec-audio-base"),
+        HubPreset("data2vec-large", "audio", "facebook/data2vec-audio-large"),
+        HubPreset("roberta-base", "text", "FacebookAI/roberta-base"),
+    )
+}
+
+# Shared shape of the tiny audio encoders: the real 7-layer conv stack (320x down-sampling, 50 frames/s)
+# with few channels, and a 2-layer transformer. About 0.1 M parameters each.
+_TINY_AUDIO = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    conv_dim=(32,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    layerdrop=0.0,
+)
+
+
+def _tiny_wavlm() -> PretrainedConfig:
+    return WavLMConfig(**_TINY_AUDIO, num_buckets=32, max_bucket_distance=100)
+
+
+def _tiny_hubert() -> PretrainedConfig:
+    return HubertConfig(**_TINY_AUDIO)
+
+
+def _tiny_wav2vec2() -> PretrainedConfig:
+    return Wav2Vec2Config(**_TINY_AUDIO)
+
+
+def _tiny_data2vec() -> PretrainedConfig:
+    return Data2VecAudioConfig(**_TINY_AUDIO)
+
+
+def _tiny_roberta() -> PretrainedConfig:
+    from benchmark.models.tokenizer import TINY_VOCAB_SIZE
+
+    return RobertaConfig(
+        vocab_size=TINY_VOCAB_SIZE,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=66,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+
+
+TINY_PRESETS: dict[str, TinyPreset] = {
+    p.name: p
+    for p in (
+        TinyPreset("tiny-wavlm", "audio", "wavlm", _tiny_wavlm, return_attention_mask=True),
+        TinyPreset("tiny-hubert", "audio", "hubert", _tiny_hubert, return_attention_mask=False),
+        TinyPreset("tiny-wav2vec2", "audio", "wav2vec2", _tiny_wav2vec2, return_attention_mask=False),
+        TinyPreset("tiny-data2vec", "audio", "data2vec", _tiny_data2vec, return_attention_mask=True),
+        TinyPreset("tiny-roberta", "text", "roberta", _tiny_roberta),
+    )
+}
+
+PRESET_NAMES: tuple[str, ...] = (*HUB_PRESETS, *TINY_PRESETS)
+
+
+class UnknownEncoderError(ValueError):
+    """An encoder string that is neither a preset, a local directory nor a plausible hub id."""
+
+
+def resolve_encoder(spec: str, modality: Modality) -> EncoderRef:
+    """Turn an encoder string into an :class:`EncoderRef`.
+
+    Args:
+        spec: a preset name (``wavlm-base-plus``, ``tiny-wavlm``), a hub id (``org/name``) or a local
+            checkpoint directory.
+        modality: ``"audio"`` or ``"text"``; a preset of the other modality is an error.
+
+    Raises:
+        UnknownEncoderError: naming the string and listing the presets.
+    """
+    if spec in TINY_PRESETS:
+        tiny = TINY_PRESETS[spec]
+        _check_modality(spec, tiny.modality, modality)
+        return EncoderRef(spec=spec, modality=modality, source="", tiny=tiny)
+    if spec in HUB_PRESETS:
+        hub = HUB_PRESETS[spec]
+        _check_modality(spec, hub.modality, modality)
+        return EncoderRef(spec=spec, modality=modality, source=hub.hub_id)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UnknownEncoderError(f"{modality} encoder {spec!r}: directory has no config.json")
+        return EncoderRef(spec=spec, modality=modality, source=str(path.resolve()))
+    # A hub id is "name" or "org/name"; anything with more path parts must be a local directory.
+    if spec.count("/") == 1 and all(part and not part.startswith(".") for part in spec.split("/")):
+        return EncoderRef(spec=spec, modality=modality, source=spec)
+    raise UnknownEncoderError(
+        f"unknown {modality} encoder {spec!r}: not a preset ({', '.join(_names(modality))}), "
+        "not a local checkpoint directory, and not a hub id of the form org/name"
+    )
+
+
+def _names(modality: Modality) -> list[str]:
+    return [n for n, p in {**HUB_PRESETS, **TINY_PRESETS}.items() if p.modality == modality]
+
+
+def _check_modality(spec: str, found: Modality, wanted: Modality) -> None:
+    if found != wanted:
+        raise UnknownEncoderError(
+            f"{spec!r} is a {found} encoder preset, but a {wanted} encoder is needed "
+            f"(choose one of: {', '.join(_names(wanted))})"
+        )

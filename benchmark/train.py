@@ -1,0 +1,411 @@
+"""Fit and evaluate one cell: one fold of one configuration (encoders x variant x alpha x seed).
+
+Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
+:func:`train_epoch`, :func:`evaluate_split`, :func:`train_cell`. This module never logs to a tracker; the
+caller passes ``on_epoch`` to see per-epoch figures.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from benchmark import metrics
+from benchmark.data.batching import Batch, Collator, LengthBucketSampler, UtteranceDataset
+from benchmark.data.folds import VAL_STRATEGIES, Fold, loso_fold
+from benchmark.data.records import CLASSES, Utterance
+from benchmark.losses import (
+    check_alpha,
+    check_finite,
+    clap_loss,
+    gender_head_loss,
+    gender_prompt_loss,
+    multitask_loss,
+    soft_targets,
+)
+from benchmark.models.clap import ClapConfig, ClapModel, ClapOutput, pair_logits
+from benchmark.models.encoders import load_audio_encoder, load_text_encoder
+from benchmark.seeding import seed_everything
+
+Variant = Literal["emo-clap", "sl-gemo-clap", "ml-gemo-clap"]
+VARIANTS: tuple[str, ...] = ("emo-clap", "sl-gemo-clap", "ml-gemo-clap")
+ML_MODES: tuple[str, ...] = ("head", "prompt")
+SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and data choices of a cell (PAPER.md's defaults where it has them).
+
+    Attributes:
+        epochs: passes over the training split (unknown in the paper).
+        batch_size: utterances per optimiser micro-step; ``batch_size * grad_accum`` is the effective batch.
+        grad_accum: micro-steps per optimiser step.
+        lr: peak AdamW learning rate (2e-5 for pre-trained encoders).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of optimiser steps with linear warm-up.
+        schedule: decay after warm-up: cosine, linear or constant.
+        max_grad_norm: gradient clipping (0 disables).
+        max_seconds: crop length; random window in training, centred in evaluation.
+        early_stopping: stop after this many epochs without a better validation UAR (0 disables).
+        val_fraction: share of the training sessions held out for validation (``stratified``).
+        val_strategy: ``stratified`` (emotion x gender) or ``session`` (the next training session).
+        num_workers: DataLoader worker processes.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    max_seconds: float = 10.0
+    early_stopping: int = 0
+    val_fraction: float = 0.1
+    val_strategy: str = "stratified"
+    num_workers: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+        if self.early_stopping < 0 or self.num_workers < 0 or self.max_grad_norm < 0:
+            raise ValueError("early_stopping, num_workers and max_grad_norm must be >= 0")
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("val_strategy", self.val_strategy, VAL_STRATEGIES)
+        _check_choice("precision", self.precision, PRECISIONS)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that determines one cell's result (with the data it runs on and the code version).
+
+    Attributes:
+        audio_encoder, text_encoder: preset names, hub ids or local directories.
+        variant: ``emo-clap``, ``sl-gemo-clap`` or ``ml-gemo-clap``.
+        alpha: α_e; must be 1 for Emo-CLAP.
+        ml_mode: ML-GEmo-CLAP's gender task: ``head`` (classifier, cross-entropy) or ``prompt`` (KL on M_g).
+        target_norm: turning the target matrix into row distributions: ``sum`` or ``softmax``.
+        fold: the test session.
+        seed: seeds weights of random-init presets, validation split, crops, batch order, dropout.
+    """
+
+    audio_encoder: str
+    text_encoder: str
+    variant: str
+    fold: int
+    alpha: float = 1.0
+    ml_mode: str = "head"
+    target_norm: str = "sum"
+    seed: int = 0
+    model: ClapConfig = field(default_factory=ClapConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("variant", self.variant, VARIANTS)
+        _check_choice("ml_mode", self.ml_mode, ML_MODES)
+        _check_choice("target_norm", self.target_norm, ("sum", "softmax"))
+        check_alpha(self.alpha)
+        if self.variant == "emo-clap" and self.alpha != 1.0:
+            raise ValueError(
+                f"alpha applies only to the gender-aware variants; emo-clap needs alpha=1, got {self.alpha}"
+            )
+        wants_head = self.variant == "ml-gemo-clap" and self.ml_mode == "head"
+        if self.model.gender_head != wants_head:
+            object.__setattr__(self, "model", replace(self.model, gender_head=wants_head))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_war: float
+    val_uar: float
+    lr: float
+    logit_scale: float
+    seconds: float
+
+
+@dataclass
+class CellResult:
+    """A finished cell: test metrics, per-epoch history and per-utterance predictions."""
+
+    spec: CellSpec
+    test: dict  # metrics.evaluate() of the test session
+    history: list[EpochStats]
+    best_epoch: int
+    predictions: list[dict]  # {"id", "speaker", "gender", "emotion", "predicted"}
+    sizes: dict[str, int]
+    device: str
+    seconds: float
+    classes: tuple[str, ...] = CLASSES
+
+    def summary(self) -> dict:
+        """The JSON ``train-cell --json`` prints."""
+        return {
+            "war": self.test["war"],
+            "uar": self.test["uar"],
+            "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in self.test["by_gender"].items()},
+            "confusion": self.test["confusion"],
+            "classes": list(self.classes),
+            "recall": self.test["recall"],
+            "recall_by_gender": {g: m["recall"] for g, m in self.test["by_gender"].items()},
+            "best_epoch": self.best_epoch,
+            "sizes": self.sizes,
+            "device": self.device,
+            "seconds": round(self.seconds, 2),
+            "history": [asdict(h) for h in self.history],
+            "spec": self.spec.to_dict(),
+        }
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default, fp32 (no autocast) on CPU."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the peak learning rate at optimiser step ``step`` (0-based)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 1.0
+
+
+def setup_model(spec: CellSpec) -> tuple[ClapModel, Collator]:
+    """Load both encoders (random-init presets seeded by the cell seed) and build the CLAP model."""
+    audio = load_audio_encoder(spec.audio_encoder, seed=spec.seed)
+    text = load_text_encoder(spec.text_encoder, seed=spec.seed + 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed + 2)
+        model = ClapModel(audio, text, spec.model)
+    return model, Collator(audio.feature_extractor)
+
+
+def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
+    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
+    cfg = spec.train
+    loaders = {}
+    for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test)):
+        train = name == "train"
+        ds = UtteranceDataset(recs, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
+        sampler = LengthBucketSampler(
+            [ds.seconds(i) for i in range(len(ds))], cfg.batch_size, shuffle=train, seed=spec.seed
+        )
+        loaders[name] = DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=collator,
+            num_workers=cfg.num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=cfg.num_workers > 0,
+        )
+    return loaders
+
+
+def loss_step(model: ClapModel, batch: Batch, spec: CellSpec) -> torch.Tensor:
+    """The variant's loss on one batch (the adapter from model outputs to the pure loss functions)."""
+    prompt_mode = spec.variant == "ml-gemo-clap" and spec.ml_mode == "prompt"
+    out: ClapOutput = model(batch.input_values, batch.sample_mask, gender_prompts=prompt_mode)
+    logits = pair_logits(out.audio_emb, out.class_emb, batch.emotion, out.logit_scale)
+    if spec.variant == "sl-gemo-clap":
+        return clap_loss(logits, soft_targets(batch.emotion, batch.gender, spec.alpha, spec.target_norm))
+    emo = clap_loss(logits, soft_targets(batch.emotion, norm=spec.target_norm))
+    if spec.variant == "emo-clap":
+        return emo
+    if prompt_mode:
+        gender_logits = pair_logits(out.audio_emb, out.gender_emb, batch.gender, out.logit_scale)
+        gender = gender_prompt_loss(gender_logits, batch.gender, norm=spec.target_norm)
+    else:
+        gender = gender_head_loss(out.gender_logits, batch.gender)
+    return multitask_loss(emo, gender, spec.alpha)
+
+
+def train_epoch(
+    model: ClapModel,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    spec: CellSpec,
+    device: torch.device,
+    epoch: int,
+    progress: bool,
+) -> float:
+    """One pass over the training split; returns the mean micro-batch loss."""
+    cfg = spec.train
+    model.train()
+    dtype = autocast_dtype(cfg.precision, device)
+    losses = []
+    optimizer.zero_grad(set_to_none=True)
+    batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    n = len(loader)
+    for step, batch in enumerate(batches):
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_step(model, batch, spec)
+        check_finite(loss, f"epoch {epoch}, batch {step} (fold {spec.fold}, {spec.variant}, {spec.audio_encoder})")
+        (loss / cfg.grad_accum).backward()
+        losses.append(float(loss.detach()))
+        if (step + 1) % cfg.grad_accum == 0 or step + 1 == n:
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        batches.set_postfix(loss=f"{losses[-1]:.3f}")
+    return float(np.mean(losses))
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: ClapModel, loader: DataLoader, device: torch.device, precision: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dataset indices, true class, predicted class) over a split, in loader order."""
+    model.eval()
+    dtype = autocast_dtype(precision, device)
+    index, y_true, y_pred = [], [], []
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        class_emb = model.class_embeddings()  # the K prompts, embedded once
+        for batch in loader:
+            batch = batch.to(device)
+            y_pred.append(model.predict(batch.input_values, batch.sample_mask, class_emb).cpu())
+            y_true.append(batch.emotion.cpu())
+            index.append(batch.index.cpu())
+    return torch.cat(index).numpy(), torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
+
+
+def make_optimizer(model: ClapModel, cfg: TrainConfig, device: torch.device, total_steps: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, the logit scale
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        fused=device.type == "cuda",
+    )
+    warmup = int(cfg.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, cfg.schedule)
+    )
+    return optimizer, scheduler
+
+
+def train_cell(
+    records: Sequence[Utterance],
+    spec: CellSpec,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> CellResult:
+    """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
+
+    Args:
+        records: the whole corpus (4-class records); the fold is cut from it here.
+        spec: the cell.
+        progress: show tqdm progress bars (on stderr).
+        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
+
+    Raises:
+        NonFiniteLossError: a loss became NaN or infinite.
+    """
+    started = time.perf_counter()
+    seed_everything(spec.seed)
+    cfg = spec.train
+    device = resolve_device(cfg.device)
+    fold = loso_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
+    model, collator = setup_model(spec)
+    model.to(device)
+    loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda")
+    steps_per_epoch = math.ceil(len(loaders["train"]) / cfg.grad_accum)
+    optimizer, scheduler = make_optimizer(model, cfg, device, steps_per_epoch * cfg.epochs)
+
+    history: list[EpochStats] = []
+    best_uar, best_epoch, best_state = -1.0, 0, None
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not progress, unit="epoch"):
+        t0 = time.perf_counter()
+        for loader in loaders.values():
+            loader.dataset.set_epoch(epoch)
+            loader.batch_sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        loss = train_epoch(model, loaders["train"], optimizer, scheduler, spec, device, epoch, progress)
+        _, y_true, y_pred = evaluate_split(model, loaders["val"], device, cfg.precision)
+        stats = EpochStats(
+            epoch=epoch,
+            train_loss=loss,
+            val_war=metrics.war(y_true, y_pred),
+            val_uar=metrics.uar(y_true, y_pred),
+            lr=lr,
+            logit_scale=float(model.logit_scale().detach()),
+            seconds=time.perf_counter() - t0,
+        )
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+        if stats.val_uar > best_uar:
+            best_uar, best_epoch = stats.val_uar, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif cfg.early_stopping and epoch - best_epoch >= cfg.early_stopping:
+            break
+
+    model.load_state_dict(best_state)
+    index, y_true, y_pred = evaluate_split(model, loaders["test"], device, cfg.precision)
+    test_recs = [fold.test[i] for i in index]
+    genders = [r.gender for r in test_recs]
+    predictions = [
+        {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
+        for r, p in zip(test_recs, y_pred, strict=True)
+    ]
+    return CellResult(
+        spec=spec,
+        test=metrics.evaluate(y_true, y_pred, genders, CLASSES),
+        history=history,
+        best_epoch=best_epoch,
+        predictions=sorted(predictions, key=lambda p: p["id"]),
+        sizes={"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
+        device=str(device),
+        seconds=time.perf_counter() - started,
+    )
