@@ -74,6 +74,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if rate != sample_rate:
         wave = soxr.resample(wave, rate, sample_rate, quality="HQ")
+        if len(wave) == 0:
+            raise AudioError(f"{path}: too short to resample ({data.shape[0]} frames at {rate} Hz)")
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{path}: audio holds non-finite samples")
     return np.ascontiguousarray(wave, dtype=np.float32)
