@@ -17,3 +17,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """A small embedded corpus on disk, written once per test run; returns its root."""
+    from benchmark.data.synthetic import SynthConfig, write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "IEMOCAP_full_release", SynthConfig(seed=0, size=200))
+
+
+@pytest.fixture(scope="session")
+def small_records(small_corpus):
+    from benchmark.data.iemocap import read_iemocap
+
+    return read_iemocap(small_corpus)

@@ -242,7 +242,8 @@ class SynthConfig:
         seed: the only source of randomness.
         size: number of 4-class utterances (neu, hap, exc, ang, sad) in the corpus.
         control: the control twin: prosodic baselines decoupled from gender in 2 or 3 sessions.
-        difficulty: scale on the per-utterance variation of every cue (1.0 = the documented spread).
+        difficulty: scale on the per-utterance variation of every cue (1.0 = the documented spread; the
+            default 0.7 is calibrated so a tiny random-init preset reaches a held-out UAR of about 0.6).
         extra_fraction: utterances with labels the default class map drops (fru, xxx, ...), as a
             fraction of ``size``, added on top.
         mean_duration: mean utterance length in seconds (gamma distributed, then clipped).
@@ -253,7 +254,7 @@ class SynthConfig:
     seed: int = 0
     size: int = DEFAULT_SIZE
     control: bool = False
-    difficulty: float = 1.0
+    difficulty: float = 0.7
     extra_fraction: float = 0.15
     mean_duration: float = 2.5
     min_duration: float = 1.0

@@ -187,3 +187,18 @@ def _check_modality(spec: str, found: Modality, wanted: Modality) -> None:
             f"{spec!r} is a {found} encoder preset, but a {wanted} encoder is needed "
             f"(choose one of: {', '.join(_names(wanted))})"
         )
+
+
+PRETRAINED_LR = 2e-5  # PAPER.md: AdamW at 2e-5 when fine-tuning pre-trained encoders
+RANDOM_INIT_LR = 3e-3  # tiny random-init presets learn from scratch and need a larger step
+
+
+def default_lr(audio_encoder: str) -> float:
+    """The learning rate a cell uses when none is given: by whether the audio encoder is pre-trained."""
+    return RANDOM_INIT_LR if audio_encoder in TINY_PRESETS else PRETRAINED_LR
+
+
+def describe_weights(spec: str, modality: Modality) -> str:
+    """``random-init (tiny-wavlm)`` or ``pretrained (microsoft/wavlm-base-plus)``, for report headers."""
+    ref = resolve_encoder(spec, modality)
+    return f"random-init ({spec})" if ref.tiny is not None else f"pretrained ({ref.source})"

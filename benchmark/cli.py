@@ -1,0 +1,195 @@
+"""The one command-line entry point: ``gemo-bench``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+
+from benchmark.data.records import CLASSES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # transformers' WavLM attention trips a torch deprecation on every process; it is not the user's concern.
+    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        # Every bad input raises one clear error that names the file, line or field; show just that.
+        print(f"gemo-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gemo-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect a corpus").add_subparsers(dest="data_command", required=True)
+    summary = data.add_parser("summary", help="utterance counts of the 4-class set")
+    _add_data_args(summary)
+    summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.set_defaults(func=cmd_data_summary)
+
+    synth = sub.add_parser("synth", help="write the embedded corpus (IEMOCAP format) to a directory")
+    synth.add_argument("out", help="directory to create (must not exist or be empty)")
+    _add_synth_args(synth)
+    synth.set_defaults(func=cmd_synth)
+
+    cell = sub.add_parser("train-cell", help="train and test one fold of one configuration")
+    _add_data_args(cell)
+    _add_cell_args(cell)
+    cell.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    cell.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    cell.set_defaults(func=cmd_train_cell)
+    return parser
+
+
+def _add_synth_args(p: argparse.ArgumentParser) -> None:
+    from benchmark.data.synthetic import DEFAULT_SIZE
+
+    p.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"4-class utterances (default {DEFAULT_SIZE})")
+    p.add_argument("--control", action="store_true", help="gender-independent cues (the control twin)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (IEMOCAP when --iemocap or IEMOCAP_ROOT is given, else the embedded corpus)")
+    g.add_argument("--iemocap", metavar="ROOT", help="IEMOCAP_full_release/ directory (default: $IEMOCAP_ROOT)")
+    from benchmark.data.synthetic import DEFAULT_SIZE
+
+    g.add_argument("--synth-seed", type=int, default=0, help="embedded corpus seed (default 0)")
+    g.add_argument("--synth-size", type=int, default=DEFAULT_SIZE, help=f"embedded corpus size ({DEFAULT_SIZE})")
+    g.add_argument("--control", action="store_true", help="use the embedded corpus's control twin")
+
+
+def _data_spec(args: argparse.Namespace):
+    from benchmark.data.sources import DataSpec
+
+    return DataSpec.from_environment(args.iemocap, seed=args.synth_seed, size=args.synth_size, control=args.control)
+
+
+def _add_cell_args(p: argparse.ArgumentParser) -> None:
+    from benchmark.losses import check_alpha
+    from benchmark.train import ML_MODES, VARIANTS, TrainConfig
+
+    def alpha(text: str) -> float:
+        try:
+            return check_alpha(float(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    g = p.add_argument_group("cell")
+    g.add_argument(
+        "--audio-encoder",
+        help="preset, hub id or local dir (default: tiny-wavlm on the embedded corpus, wavlm-base-plus on IEMOCAP)",
+    )
+    g.add_argument("--text-encoder", help="preset, hub id or local dir (default: tiny-roberta / roberta-base)")
+    g.add_argument("--variant", choices=VARIANTS, default="sl-gemo-clap")
+    g.add_argument("--alpha", type=alpha, help="alpha_e in [0, 1] (default 0.9; emo-clap always uses 1)")
+    g.add_argument("--ml-mode", choices=ML_MODES, default="head", help="ML-GEmo-CLAP gender task")
+    g.add_argument("--target-norm", choices=("sum", "softmax"), default="sum")
+    g.add_argument("--fold", type=int, required=True, help="test session (1-5)")
+    g.add_argument("--seed", type=int, default=0)
+    m = p.add_argument_group("model")
+    m.add_argument("--proj-dim", type=int, default=512)
+    m.add_argument("--temperature", type=float, default=0.07, help="initial (or fixed) temperature")
+    m.add_argument("--fixed-temperature", action="store_true", help="do not learn the temperature")
+    m.add_argument("--prompt-template", default="The emotion is {label}.")
+    t = p.add_argument_group("training (defaults: PAPER.md; lr 2e-5 pre-trained, 1e-3 random-init)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        t.add_argument(flag, type=kind, default=None, help=f"default {f.default}")
+
+
+def cell_spec_from_args(args: argparse.Namespace, corpus: str):
+    from benchmark.models.clap import ClapConfig
+    from benchmark.models.presets import default_lr
+    from benchmark.train import CellSpec, TrainConfig
+
+    tiny = corpus == "embedded"
+    audio = args.audio_encoder or ("tiny-wavlm" if tiny else "wavlm-base-plus")
+    text = args.text_encoder or ("tiny-roberta" if tiny else "roberta-base")
+    train = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
+    }
+    train.setdefault("lr", default_lr(audio))
+    alpha = 1.0 if args.variant == "emo-clap" else (0.9 if args.alpha is None else args.alpha)
+    if args.variant == "emo-clap" and args.alpha not in (None, 1.0):
+        raise ValueError(f"--alpha {args.alpha}: alpha applies only to the gender-aware variants")
+    model = ClapConfig(
+        proj_dim=args.proj_dim,
+        temperature=args.temperature,
+        learnable_temperature=not args.fixed_temperature,
+        prompt_template=args.prompt_template,
+    )
+    return CellSpec(
+        audio_encoder=audio,
+        text_encoder=text,
+        variant=args.variant,
+        fold=args.fold,
+        alpha=alpha,
+        ml_mode=args.ml_mode,
+        target_norm=args.target_norm,
+        seed=args.seed,
+        model=model,
+        train=TrainConfig(**train),
+    )
+
+
+def cmd_data_summary(args: argparse.Namespace) -> int:
+    from benchmark.data.iemocap import summarize
+
+    summary = summarize(_data_spec(args).load())
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"total: {summary['total']}")
+    for key in ("by_emotion", "by_session", "by_gender"):
+        print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from benchmark.data.synthetic import SynthConfig, write_corpus
+
+    root = write_corpus(args.out, SynthConfig(seed=args.seed, size=args.size, control=args.control))
+    print(root)
+    return 0
+
+
+def cmd_train_cell(args: argparse.Namespace) -> int:
+    from benchmark.models.presets import describe_weights
+    from benchmark.train import train_cell
+
+    data = _data_spec(args)
+    spec = cell_spec_from_args(args, data.corpus)
+    result = train_cell(data.load(), spec, progress=not args.no_progress)
+    out = result.summary()
+    out["data"] = data.describe()
+    out["weights"] = {
+        "audio": describe_weights(spec.audio_encoder, "audio"),
+        "text": describe_weights(spec.text_encoder, "text"),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(
+        f"fold {spec.fold} {spec.variant} alpha={spec.alpha} {spec.audio_encoder}: "
+        f"WAR {out['war']:.4f}  UAR {out['uar']:.4f}  ({out['seconds']} s on {out['device']})"
+    )
+    for g, m in out["by_gender"].items():
+        print(f"  {g}: WAR {m['war']:.4f}  UAR {m['uar']:.4f}")
+    print("  confusion (rows true, cols predicted: " + " ".join(CLASSES) + ")")
+    for code, row in zip(CLASSES, out["confusion"], strict=True):
+        print(f"    {code} " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

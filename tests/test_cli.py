@@ -1,0 +1,93 @@
+"""The command line, run in-process through its real parser."""
+
+import json
+
+import pytest
+
+from benchmark.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_data_summary_json_shape(capsys, small_corpus, small_records):
+    code, out, _ = run(capsys, "data", "summary", "--iemocap", str(small_corpus), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert set(summary) == {"total", "by_emotion", "by_session", "by_gender"}
+    assert summary["total"] == len(small_records)
+    assert summary["by_gender"] == {g: sum(r.gender == g for r in small_records) for g in "FM"}
+    assert list(summary["by_session"]) == ["1", "2", "3", "4", "5"]
+    assert sum(summary["by_emotion"].values()) == summary["total"]
+
+
+def test_data_summary_honours_iemocap_root_env(capsys, monkeypatch, small_corpus):
+    monkeypatch.setenv("IEMOCAP_ROOT", str(small_corpus))
+    code, out, _ = run(capsys, "data", "summary", "--json")
+    assert code == 0 and json.loads(out)["total"] > 0
+
+
+def test_bad_root_is_one_clear_error(capsys, tmp_path):
+    code, out, err = run(capsys, "data", "summary", "--iemocap", str(tmp_path), "--json")
+    assert code == 2 and out == ""
+    assert str(tmp_path) in err and "EmoEvaluation" in err
+
+
+def test_synth_writes_a_readable_tree(capsys, tmp_path):
+    code, out, _ = run(capsys, "synth", str(tmp_path / "tree"), "--size", "60", "--seed", "3")
+    assert code == 0 and out.strip() == str(tmp_path / "tree")
+    code, out, _ = run(capsys, "data", "summary", "--iemocap", str(tmp_path / "tree"), "--json")
+    assert json.loads(out)["total"] == 60
+
+
+def test_alpha_outside_unit_interval_is_rejected(capsys, small_corpus):
+    with pytest.raises(SystemExit):
+        main(["train-cell", "--iemocap", str(small_corpus), "--fold", "1", "--alpha", "1.5"])
+    assert "alpha must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_unknown_encoder_is_one_clear_error(capsys, small_corpus):
+    code, _, err = run(capsys, "train-cell", "--iemocap", str(small_corpus), "--fold", "1", "--audio-encoder", "nope")
+    assert code == 2 and "unknown audio encoder 'nope'" in err
+
+
+@pytest.mark.slow
+def test_train_cell_json(capsys, small_corpus):
+    code, out, _ = run(
+        capsys,
+        "train-cell",
+        "--iemocap",
+        str(small_corpus),
+        "--audio-encoder",
+        "tiny-hubert",
+        "--text-encoder",
+        "tiny-roberta",
+        "--variant",
+        "ml-gemo-clap",
+        "--alpha",
+        "0.7",
+        "--fold",
+        "3",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-seconds",
+        "1.5",
+        "--proj-dim",
+        "32",
+        "--no-progress",
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    for key in ("war", "uar", "by_gender", "confusion"):
+        assert key in result
+    assert set(result["by_gender"]) == {"F", "M"} and set(result["by_gender"]["F"]) == {"war", "uar"}
+    assert len(result["confusion"]) == 4 and all(len(row) == 4 for row in result["confusion"])
+    assert result["spec"]["alpha"] == 0.7 and result["spec"]["train"]["lr"] == 3e-3
+    assert result["data"]["kind"] == "embedded"
+    assert result["weights"]["audio"] == "random-init (tiny-hubert)"
