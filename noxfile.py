@@ -52,6 +52,35 @@ def tests_fast(session: nox.Session) -> None:
 
 
 @nox.session
+def reproduce_table(session: nox.Session) -> None:
+    """Run the paper's table (IEMOCAP when IEMOCAP_ROOT is set, else the embedded default) and report it."""
+    _install(session)
+    if os.environ.get("IEMOCAP_ROOT"):
+        study, run_args = "studies/paper_table.toml", []
+        session.log(f"IEMOCAP_ROOT={os.environ['IEMOCAP_ROOT']}: running {study} with pre-trained checkpoints")
+    else:
+        study, run_args = "studies/paper_table_embedded.toml", ["--workers", "2"]
+        session.log(
+            "IEMOCAP_ROOT is not set: running the embedded default of the same shape "
+            f"({study}: generated IEMOCAP-format corpus, tiny random-init encoders). "
+            "Set IEMOCAP_ROOT=/path/to/IEMOCAP_full_release to reproduce the paper's table."
+        )
+    session.run("gemo-bench", "run", study, *run_args, *session.posargs)
+    session.run("gemo-bench", "report", "table", study, *session.posargs)
+    name = Path(study).stem
+    session.log(f"report: reports/{name}/table.md (+ table.csv, table.png)")
+    session.log("browse every run: nox -s ui  (MLflow UI on http://127.0.0.1:5000)")
+
+
+@nox.session
+def ui(session: nox.Session) -> None:
+    """Serve the MLflow UI for the default store (./mlflow.db) on 127.0.0.1:5000."""
+    _install(session)
+    store = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    session.run("mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", "5000", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style with ruff (lint and format)."""
     session.install("ruff>=0.6")

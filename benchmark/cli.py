@@ -46,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     cell.add_argument("--json", action="store_true", help="print the result as one JSON object")
     cell.add_argument("--no-progress", action="store_true", help="hide progress bars")
     cell.set_defaults(func=cmd_train_cell)
+
+    run = sub.add_parser("run", help="run every unfinished cell of a study (resumable)")
+    run.add_argument("study", help="study file (studies/*.toml)")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: train.epochs=3")
+    run.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU when several)")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="write reports from logged runs").add_subparsers(
+        dest="report_command", required=True
+    )
+    table = report.add_parser("table", help="the paper's table: encoders x variants, WAR/UAR over folds")
+    table.add_argument("study", help="study file (studies/*.toml)")
+    table.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    table.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    table.set_defaults(func=cmd_report_table)
     return parser
 
 
@@ -188,6 +204,44 @@ def cmd_train_cell(args: argparse.Namespace) -> int:
     print("  confusion (rows true, cols predicted: " + " ".join(CLASSES) + ")")
     for code, row in zip(CLASSES, out["confusion"], strict=True):
         print(f"    {code} " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import run_study
+    from benchmark.studies import load_study
+
+    study = load_study(args.study, args.overrides)
+    summary = run_study(study, workers=args.workers, progress=not args.no_progress)
+    print(
+        f"{study.name}: {len(summary.trained)} cells trained, {len(summary.skipped)} already finished, "
+        f"{len(summary.failed)} failed ({summary.seconds:.0f} s)"
+    )
+    for reason in summary.failed.values():
+        print(f"  failed: {reason}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_report_table(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark import provenance
+    from benchmark.reports.table import write_table_report
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker, resolve_uri
+
+    study = load_study(args.study, args.overrides)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    report = write_table_report(
+        tracker,
+        study.name,
+        study.encoders.audio,
+        len(study.protocol.folds),
+        Path(args.out),
+        {**provenance.tags(), "gemo.study": study.name},
+    )
+    print(report.markdown.read_text())
+    print(f"wrote {report.markdown}, {report.csv}, {report.png}")
     return 0
 
 

@@ -5,6 +5,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "GEMO_CACHE" not in os.environ:  # keep generated corpora out of the user's cache
+    import tempfile
+
+    os.environ["GEMO_CACHE"] = tempfile.mkdtemp(prefix="gemo-cache-")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest
 import torch

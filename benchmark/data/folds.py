@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,5 +76,11 @@ def _stratified_split(
     small = {s: n for s, n in Counter(strata).items() if n < 2}
     if small:
         raise ValueError(f"cannot stratify validation by emotion x gender: groups with < 2 utterances: {small}")
-    train, val = train_test_split(records, test_size=val_fraction, stratify=strata, random_state=seed)
+    n_val, n_groups = math.ceil(val_fraction * len(records)), len(set(strata))
+    if n_val < n_groups:
+        raise ValueError(
+            f"validation of {n_val} utterances ({val_fraction:g} of {len(records)}) cannot hold all {n_groups} "
+            "emotion x gender groups; raise val_fraction, use more data, or val_strategy='session'"
+        )
+    train, val = train_test_split(records, test_size=n_val, stratify=strata, random_state=seed)
     return tuple(train), tuple(val)

@@ -57,5 +57,7 @@ def test_bad_fold_arguments():
         loso_fold(recs, 7)
     with pytest.raises(ValueError, match="val_fraction"):
         loso_fold(recs, 1, val_fraction=1.5)
+    with pytest.raises(ValueError, match="cannot hold all 8 emotion x gender groups"):
+        loso_fold(corpus(per_session=10), 1, val_fraction=0.1)
     with pytest.raises(ValueError, match="val_strategy"):
         loso_fold(recs, 1, val_strategy="test")

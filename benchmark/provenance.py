@@ -1,0 +1,51 @@
+"""Where a result came from: code version, package versions, device. Logged as tags with every run."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+_PACKAGES = ("gemo-bench", "torch", "transformers", "mlflow", "numpy", "scikit-learn", "soundfile")
+
+
+@functools.cache
+def git_state() -> tuple[str, bool]:
+    """(commit SHA, dirty?) of the checkout holding this package; ("unknown", False) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    return sha.stdout.strip(), bool(dirty.stdout.strip())
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def tags() -> dict[str, str]:
+    sha, dirty = git_state()
+    return {
+        "gemo.git_sha": sha,
+        "gemo.git_dirty": str(dirty).lower(),
+        **{f"gemo.version.{k}": v for k, v in versions().items()},
+    }

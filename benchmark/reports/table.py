@@ -1,0 +1,218 @@
+"""The paper's table, regenerated from logged runs: encoders x variants, WAR/UAR mean ± std over folds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import provenance
+from benchmark.reports.plots import plt
+from benchmark.tracking import RunRecord, Tracker
+
+VARIANT_NAMES = {"emo-clap": "Emo-CLAP", "sl-gemo-clap": "SL-GEmo-CLAP", "ml-gemo-clap": "ML-GEmo-CLAP"}
+
+# The only cell of the paper's table that could be read (PAPER.md): WavLM SL-GEmo-CLAP, from the abstract.
+PAPER_RESULTS: dict[tuple[str, str], dict[str, float]] = {
+    ("wavlm", "sl-gemo-clap"): {"war": 83.16, "uar": 81.43},
+}
+
+
+def encoder_family(encoder: str) -> str:
+    name = encoder.lower().rsplit("/", 1)[-1]
+    for family in ("wavlm", "hubert", "wav2vec2", "data2vec"):
+        if family in name:
+            return family
+    return name
+
+
+@dataclass(frozen=True)
+class TableReport:
+    folder: Path
+    markdown: Path
+    csv: Path
+    png: Path
+    frame: pd.DataFrame
+
+
+def cell_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per finished fold run: configuration keys and final test metrics."""
+    rows = []
+    for r in runs:
+        rows.append(
+            {
+                "encoder": r.params.get("audio_encoder"),
+                "variant": r.params.get("variant"),
+                "alpha": float(r.params.get("alpha", "1.0")),
+                "ml_mode": r.params.get("ml_mode"),
+                "seed": int(r.params.get("seed", "0")),
+                "fold": int(r.params.get("fold", "0")),
+                "war": r.metrics.get("test_war"),
+                "uar": r.metrics.get("test_uar"),
+                "data_source": r.tags.get("gemo.data_source", "unknown"),
+                "weights": r.tags.get("gemo.weights", "unknown"),
+                "git_sha": r.tags.get("gemo.git_sha", "unknown")
+                + (" (dirty)" if r.tags.get("gemo.git_dirty") == "true" else ""),
+                "data_fingerprint": r.tags.get("gemo.data_fingerprint", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarize_table(cells: pd.DataFrame, encoders: Sequence[str]) -> pd.DataFrame:
+    """Mean and sample std over folds (seeds pooled) per encoder x variant x alpha, with the paper's figures."""
+    grouped = cells.groupby(["encoder", "variant", "alpha"], sort=False)
+    out = grouped.agg(
+        folds=("fold", "nunique"),
+        runs=("fold", "size"),
+        war_mean=("war", "mean"),
+        war_std=("war", "std"),
+        uar_mean=("uar", "mean"),
+        uar_std=("uar", "std"),
+    ).reset_index()
+    out[["war_std", "uar_std"]] = out[["war_std", "uar_std"]].fillna(0.0)
+    for metric in ("war", "uar"):
+        out[f"paper_{metric}"] = [
+            PAPER_RESULTS.get((encoder_family(e), v), {}).get(metric, np.nan)
+            for e, v in zip(out["encoder"], out["variant"], strict=True)
+        ]
+        # our figures are fractions; the paper's are percentages
+        out[f"diff_{metric}"] = 100 * out[f"{metric}_mean"] - out[f"paper_{metric}"]
+    order = {e: i for i, e in enumerate(encoders)}
+    vorder = {v: i for i, v in enumerate(VARIANT_NAMES)}
+    out = out.sort_values(
+        by=["encoder", "variant", "alpha"],
+        key=lambda s: s.map(order) if s.name == "encoder" else (s.map(vorder) if s.name == "variant" else s),
+    )
+    return out.reset_index(drop=True)
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -> str:
+    lines = [f"# {header['title']}", ""]
+    for key in ("data", "weights", "git", "generated", "runs"):
+        lines.append(f"- **{key}**: {header[key]}")
+    lines += [
+        "",
+        "WAR and UAR in %, mean ± sample std over folds (leave-one-session-out). "
+        "*Paper*: the figure the paper reports (only WavLM SL-GEmo-CLAP could be read); "
+        "*Δ*: ours − paper.",
+        "",
+    ]
+    cols = ["encoder", "variant", "WAR", "UAR", "folds", "paper WAR", "paper UAR", "Δ WAR", "Δ UAR"]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for _, r in table.iterrows():
+        folds = f"{r['folds']}" + ("" if r["folds"] == expected_folds else f" of {expected_folds}")
+        paper = [r["paper_war"], r["paper_uar"], r["diff_war"], r["diff_uar"]]
+        paper_txt = ["–" if np.isnan(v) else (f"{v:+.2f}" if i >= 2 else f"{v:.2f}") for i, v in enumerate(paper)]
+        variant = VARIANT_NAMES.get(r["variant"], r["variant"])
+        if r["variant"] != "emo-clap":
+            variant += f" (α={r['alpha']:g})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["encoder"],
+                    variant,
+                    _pm(r["war_mean"], r["war_std"]),
+                    _pm(r["uar_mean"], r["uar_std"]),
+                    folds,
+                    *paper_txt,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(table: pd.DataFrame, title: str, path: Path) -> Path:
+    """Grouped bars: UAR and WAR per encoder, one bar per variant/alpha, error bars = std over folds."""
+    labels = [
+        VARIANT_NAMES.get(v, v) + ("" if v == "emo-clap" else f" α={a:g}")
+        for v, a in zip(table["variant"], table["alpha"], strict=True)
+    ]
+    table = table.assign(label=labels)
+    encoders = list(dict.fromkeys(table["encoder"]))
+    series = list(dict.fromkeys(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7, 2.2 * len(encoders) + 3), 4.2), dpi=110, sharey=True)
+    width = 0.8 / max(1, len(series))
+    for ax, metric in zip(axes, ("uar", "war"), strict=True):
+        for k, s in enumerate(series):
+            sub = table[table["label"] == s].set_index("encoder").reindex(encoders)
+            ax.bar(
+                np.arange(len(encoders)) + k * width - 0.4 + width / 2,
+                100 * sub[f"{metric}_mean"],
+                width,
+                yerr=100 * sub[f"{metric}_std"],
+                capsize=3,
+                label=s,
+            )
+        ax.set_xticks(range(len(encoders)), encoders, rotation=15)
+        ax.set_ylabel(f"{metric.upper()} (%)")
+        ax.set_title(f"{metric.upper()}, mean ± std over folds")
+        ax.axhline(25, color="grey", lw=0.8, ls=":", label="chance (4 classes)" if metric == "uar" else None)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def describe_source(cells: pd.DataFrame) -> dict[str, str]:
+    sources = sorted(set(cells["data_source"]))
+    data = {"embedded": "embedded corpus (generated, IEMOCAP format)", "iemocap": "IEMOCAP"}
+    fps = ", ".join(sorted(set(cells["data_fingerprint"])))
+    weights = "; ".join(sorted(set(cells["weights"])))
+    shas = sorted(set(cells["git_sha"]))
+    return {
+        "data": " + ".join(data.get(s, s) for s in sources) + f" (fingerprint {fps})",
+        "weights": weights,
+        "git": ", ".join(s[:12] for s in shas),
+    }
+
+
+def write_table_report(
+    tracker: Tracker,
+    study_name: str,
+    encoders: Sequence[str],
+    expected_folds: int,
+    out_root: Path,
+    study_tags: dict[str, str] | None = None,
+) -> TableReport:
+    """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv`` and ``.png``."""
+    runs = tracker.runs("cell", "FINISHED")
+    if not runs:
+        raise ValueError(f"study {study_name!r}: no finished runs in {tracker.uri}; run `gemo-bench run` first")
+    cells = cell_frame(runs)
+    table = summarize_table(cells, encoders)
+    header = {
+        "title": f"{study_name}: Emo-CLAP vs GEmo-CLAP",
+        **describe_source(cells),
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        + f" by gemo-bench {provenance.versions()['gemo-bench']}",
+        "runs": f"{len(runs)} finished fold runs from {tracker.uri}",
+    }
+    folder = out_root / study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "table.md"
+    md.write_text(markdown(table, header, expected_folds))
+    csv = folder / "table.csv"
+    table.to_csv(csv, index=False, float_format="%.6f")
+    png = figure(table, f"{study_name} — {header['data']}\n{header['weights']}", folder / "table.png")
+    run_id = tracker.study_run(study_name, study_tags or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in (md, csv, png):
+            (Path(tmp) / p.name).write_bytes(p.read_bytes())
+        tracker.log_artifacts(run_id, Path(tmp), "reports")
+    return TableReport(folder, md, csv, png, table)

@@ -1,0 +1,327 @@
+"""Execute a study's cells: resumable, lock-protected, one or many local worker processes.
+
+No training logic lives here: a cell is ``train.train_cell``; tracking is ``tracking.Tracker``.
+
+Resumption and exclusion:
+- each cell has a stable identity (``studies.cell_id``: resolved config + data fingerprint);
+- a cell with a FINISHED run is skipped;
+- a worker runs a cell only while holding an exclusive ``flock`` on ``<state>/locks/<cell_id>.lock``;
+  the kernel releases it when the process dies, however it dies, so a killed cell is simply run again,
+  and its RUNNING run (nobody holds its lock) is marked KILLED first. No cell is ever run twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import json
+import multiprocessing as mp
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from benchmark import provenance
+from benchmark.data.records import CLASSES, Utterance
+from benchmark.data.sources import fingerprint
+from benchmark.models.presets import describe_weights
+from benchmark.studies import Study, cell_id, config_id
+from benchmark.tracking import Tracker, flatten, local_store_dir, resolve_uri
+from benchmark.train import CellResult, CellSpec, EpochStats, train_cell
+
+
+@dataclass
+class RunSummary:
+    """What a ``run`` did: cells trained now, cells already finished, cells that failed (with reasons)."""
+
+    trained: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Context:
+    """What every cell of a study run shares, computed once per worker."""
+
+    study: Study
+    records: list[Utterance]
+    fingerprint: str
+    data_description: dict
+    tracker: Tracker
+    lock_dir: Path
+
+
+def state_dir(uri: str) -> Path:
+    """Where locks live: beside a local tracking store, else ``.gemo`` in the working directory."""
+    return (local_store_dir(uri) or Path.cwd()) / ".gemo"
+
+
+def prepare(study: Study) -> Context:
+    records = study.data.load()
+    uri = resolve_uri(study.tracking.uri)
+    tracker = Tracker(uri, study.experiment_name)
+    lock_dir = state_dir(uri) / "locks" / tracker.experiment_id
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    return Context(study, records, fingerprint(records), study.data.describe(), tracker, lock_dir)
+
+
+@contextlib.contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Yield True while holding an exclusive lock on ``path``, False if another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path) -> Iterator[None]:
+    """Block until holding an exclusive lock on ``path``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_name(cell: CellSpec) -> str:
+    alpha = "" if cell.variant == "emo-clap" else f" a={cell.alpha:g}"
+    mode = f" {cell.ml_mode}" if cell.variant == "ml-gemo-clap" else ""
+    return f"{cell.audio_encoder} {cell.variant}{alpha}{mode} s{cell.seed}"
+
+
+def cell_tags(ctx: Context, cell: CellSpec) -> dict[str, str]:
+    return {
+        **provenance.tags(),
+        "gemo.study": ctx.study.name,
+        "gemo.config_id": config_id(cell, ctx.fingerprint),
+        "gemo.data_fingerprint": ctx.fingerprint,
+        "gemo.data_source": ctx.data_description.get("kind", "unknown"),
+        "gemo.audio_encoder": cell.audio_encoder,
+        "gemo.variant": cell.variant,
+        "gemo.weights": describe_weights(cell.audio_encoder, "audio"),
+        "gemo.text_weights": describe_weights(cell.text_encoder, "text"),
+    }
+
+
+def config_params(cell: CellSpec, ctx: Context) -> dict:
+    d = cell.to_dict()
+    d.pop("fold")
+    return {**flatten(d), **flatten({"data": _data_params(ctx)})}
+
+
+def _data_params(ctx: Context) -> dict:
+    keep = ("kind", "root", "seed", "size", "control", "difficulty", "version")
+    return {k: v for k, v in ctx.data_description.items() if k in keep}
+
+
+def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
+    """Run one cell if it is not finished and nobody else runs it. Returns trained/skipped/busy."""
+    cid = cell_id(cell, ctx.fingerprint)
+    cfg = config_id(cell, ctx.fingerprint)
+    with try_lock(ctx.lock_dir / f"{cid}.lock") as mine:
+        if not mine:
+            return "busy"
+        # checked under the lock: another worker may have finished it since our last look
+        if ctx.tracker.runs("cell", "FINISHED", cell_id=cid):
+            return "skipped"
+        ctx.tracker.mark_stale(cid)
+        tags = cell_tags(ctx, cell)
+        with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
+            parent = ctx.tracker.parent(cfg, run_name(cell), config_params(cell, ctx), tags)
+        params = {**config_params(cell, ctx), "fold": cell.fold}
+        run_id = ctx.tracker.start_cell(
+            parent, f"{run_name(cell)} fold {cell.fold}", params, {**tags, "gemo.cell_id": cid}
+        )
+        try:
+            result = train_cell(
+                ctx.records,
+                cell,
+                progress=progress,
+                on_epoch=lambda s: ctx.tracker.log_metrics(run_id, epoch_metrics(s), s.epoch),
+            )
+            ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
+            ctx.tracker.log_metrics(run_id, test_metrics(result))
+            with tempfile.TemporaryDirectory() as tmp:
+                write_cell_artifacts(result, ctx, Path(tmp))
+                ctx.tracker.log_artifacts(run_id, Path(tmp))
+        except BaseException as exc:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            ctx.tracker.end(run_id, status, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            raise
+        ctx.tracker.end(run_id, "FINISHED")
+        with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
+            ctx.tracker.update_parent(parent, cfg)
+        return "trained"
+
+
+def epoch_metrics(s: EpochStats) -> dict[str, float]:
+    return {
+        "train_loss": s.train_loss,
+        "val_war": s.val_war,
+        "val_uar": s.val_uar,
+        "lr": s.lr,
+        "logit_scale": s.logit_scale,
+    }
+
+
+def test_metrics(result: CellResult) -> dict[str, float]:
+    out = {"test_war": result.test["war"], "test_uar": result.test["uar"], "best_epoch": result.best_epoch}
+    for g, m in result.test["by_gender"].items():
+        out[f"test_war_{g}"] = m["war"]
+        out[f"test_uar_{g}"] = m["uar"]
+    return out
+
+
+def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None:
+    """Confusion matrices (CSV + PNG, overall and per gender), predictions, metrics, resolved spec."""
+    from benchmark.reports.plots import confusion_png
+
+    spec = result.spec
+    blocks = {"all": result.test, **result.test["by_gender"]}
+    for name, block in blocks.items():
+        stem = "confusion" if name == "all" else f"confusion_{name}"
+        with open(folder / f"{stem}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["true\\predicted", *CLASSES])
+            for code, row in zip(CLASSES, block["confusion"], strict=True):
+                w.writerow([code, *row])
+        who = "all speakers" if name == "all" else f"{'female' if name == 'F' else 'male'} speakers"
+        title = f"{spec.audio_encoder} {spec.variant}, fold {spec.fold}: {who}\nWAR {block['war']:.3f}  UAR {block['uar']:.3f}"
+        confusion_png(block["confusion"], CLASSES, title, folder / f"{stem}.png")
+    with open(folder / "predictions.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "speaker", "gender", "emotion", "predicted"])
+        w.writeheader()
+        w.writerows(result.predictions)
+    (folder / "metrics.json").write_text(
+        json.dumps({"test": result.test, "sizes": result.sizes, "best_epoch": result.best_epoch}, indent=2)
+    )
+    resolved = {
+        "cell": spec.to_dict(),
+        "study": ctx.study.to_dict(),
+        "data": ctx.data_description,
+        "data_fingerprint": ctx.fingerprint,
+    }
+    (folder / "cell_spec.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def pending(ctx: Context, cells: list[CellSpec]) -> list[CellSpec]:
+    done = ctx.tracker.finished_cells()
+    return [c for c in cells if cell_id(c, ctx.fingerprint) not in done]
+
+
+def attempt(ctx: Context, cell: CellSpec, progress: bool) -> tuple[str, str]:
+    """(outcome, reason) of trying one cell; a failed cell does not stop the others."""
+    try:
+        return run_one(ctx, cell, progress=progress), ""
+    except Exception as exc:
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSummary:
+    """Run every unfinished cell of ``study`` and return what happened.
+
+    Args:
+        workers: local worker processes; with several visible GPUs each worker is pinned to one of them
+            (``CUDA_VISIBLE_DEVICES``).
+        progress: show a progress bar with an ETA over the cells (and per-epoch bars with one worker).
+    """
+    started = time.perf_counter()
+    ctx = prepare(study)
+    cells = study.cells()
+    done = ctx.tracker.finished_cells()
+    todo = [c for c in cells if cell_id(c, ctx.fingerprint) not in done]
+    summary = RunSummary(skipped=[cell_id(c, ctx.fingerprint) for c in cells if c not in todo])
+    bar = tqdm(total=len(todo), desc=f"{study.name}: cells", unit="cell", disable=not progress)
+
+    def report(cell: CellSpec, outcome: str, reason: str) -> None:
+        # With several workers each sees every cell: "busy" says nothing, and a "skipped" from a worker
+        # that found the cell finished gives way to the outcome of the worker that ran it.
+        cid = cell_id(cell, ctx.fingerprint)
+        if outcome == "busy" or outcomes.get(cid, ("skipped",))[0] != "skipped":
+            return
+        if cid not in outcomes:
+            bar.update(1)
+        outcomes[cid] = (outcome, f"{run_name(cell)} fold {cell.fold}: {reason}")
+
+    outcomes: dict[str, tuple[str, str]] = {}
+    if workers <= 1:
+        for cell in todo:
+            report(cell, *attempt(ctx, cell, progress))
+    else:
+        _run_workers(study, todo, workers, report)
+    bar.close()
+    for cid, (outcome, reason) in outcomes.items():
+        if outcome == "failed":
+            summary.failed[cid] = reason
+        else:
+            (summary.trained if outcome == "trained" else summary.skipped).append(cid)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _gpu_ids() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v for v in visible.split(",") if v.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _run_workers(study: Study, cells: list[CellSpec], workers: int, report) -> None:
+    spawn = mp.get_context("spawn")
+    queue = spawn.Queue()
+    gpus = _gpu_ids()
+    procs = []
+    for i in range(workers):
+        gpu = gpus[i % len(gpus)] if len(gpus) > 1 else None
+        # each worker starts at a different cell so they do not all contend for the first one
+        args = (study, cells, i * len(cells) // workers, gpu, workers, os.getpid(), queue)
+        procs.append(spawn.Process(target=_worker_main, args=args))
+    for p in procs:
+        p.start()
+    finished = 0
+    while finished < len(procs):
+        msg = queue.get()
+        if msg is None:
+            finished += 1
+            continue
+        index, outcome, reason = msg
+        report(cells[index], outcome, reason)
+    for p in procs:
+        p.join()
+
+
+def _worker_main(
+    study: Study, cells: list[CellSpec], start: int, gpu: str | None, workers: int, parent: int, queue
+) -> None:
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch touches CUDA in this process
+    import torch
+
+    if not torch.cuda.is_available():
+        # CPU workers share the cores instead of each starting a thread per core
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        ctx = prepare(study)
+        for i in [*range(start, len(cells)), *range(start)]:
+            if os.getppid() != parent:  # the coordinator died: stop between cells
+                return
+            queue.put((i, *attempt(ctx, cells[i], progress=False)))
+    finally:
+        queue.put(None)

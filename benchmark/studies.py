@@ -1,0 +1,329 @@
+"""Study specs: parse a ``studies/*.toml`` file once into frozen objects, validate it, expand it into cells.
+
+A study file has these tables (every key optional unless marked; unknown keys are errors):
+
+```toml
+name = "paper_table"                 # required; also the MLflow experiment name
+description = "..."
+
+[data]                               # benchmark.data.sources.DataSpec
+corpus = "iemocap"                   # or "embedded"
+root = "/data/IEMOCAP_full_release"  # iemocap; default $IEMOCAP_ROOT
+seed = 0                             # embedded corpus: seed, size, control
+size = 600
+control = false
+
+[encoders]
+audio = ["wavlm-base-plus", "hubert-base"]   # required: presets, hub ids or local dirs
+text = "roberta-base"
+
+[method]
+variants = ["emo-clap", "sl-gemo-clap", "ml-gemo-clap"]
+alphas = [0.9]                       # alpha_e for the gender-aware variants; Emo-CLAP always runs once at 1
+ml_mode = "head"                     # or "prompt"
+target_norm = "sum"                  # or "softmax"
+
+[model]                              # benchmark.models.clap.ClapConfig
+[train]                              # benchmark.train.TrainConfig; lr defaults by encoder (2e-5 / 3e-3)
+
+[protocol]
+folds = [1, 2, 3, 4, 5]
+seeds = [0]
+
+[tracking]
+uri = ""                             # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here
+experiment = ""                      # default: the study name
+```
+
+``key=value`` overrides (``train.epochs=3``, ``method.alphas=[0.8, 0.9]``) are applied to the parsed table
+before validation, so a bad override is reported like a bad file entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.data.sources import DataSpec
+from benchmark.losses import check_alpha
+from benchmark.models.clap import ClapConfig
+from benchmark.models.presets import default_lr, resolve_encoder
+from benchmark.train import ML_MODES, VARIANTS, CellSpec, TrainConfig
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Encoders:
+    audio: tuple[str, ...]
+    text: str = "roberta-base"
+
+
+@dataclass(frozen=True)
+class Method:
+    variants: tuple[str, ...] = VARIANTS
+    alphas: tuple[float, ...] = (0.9,)
+    ml_mode: str = "head"
+    target_norm: str = "sum"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    folds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    uri: str = ""
+    experiment: str = ""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study. ``train`` holds only the keys the file set (lr defaults per encoder)."""
+
+    name: str
+    path: Path | None
+    data: DataSpec
+    encoders: Encoders
+    method: Method = field(default_factory=Method)
+    model: ClapConfig = field(default_factory=ClapConfig)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    protocol: Protocol = field(default_factory=Protocol)
+    tracking: Tracking = field(default_factory=Tracking)
+    description: str = ""
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def cells(self) -> list[CellSpec]:
+        """Encoders x variants x alphas x seeds x folds; alpha only for the gender-aware variants."""
+        out = []
+        for audio in self.encoders.audio:
+            train = TrainConfig(**{"lr": default_lr(audio), **self.train})
+            for variant in self.method.variants:
+                alphas = (1.0,) if variant == "emo-clap" else self.method.alphas
+                for alpha in alphas:
+                    for seed in self.protocol.seeds:
+                        for fold in self.protocol.folds:
+                            out.append(
+                                CellSpec(
+                                    audio_encoder=audio,
+                                    text_encoder=self.encoders.text,
+                                    variant=variant,
+                                    fold=fold,
+                                    alpha=alpha,
+                                    ml_mode=self.method.ml_mode,
+                                    target_norm=self.method.target_norm,
+                                    seed=seed,
+                                    model=self.model,
+                                    train=train,
+                                )
+                            )
+        return out
+
+    def to_dict(self) -> dict:
+        """The resolved study as plain data (logged with every run)."""
+        out = dataclasses.asdict(self)
+        out["path"] = str(self.path) if self.path else None
+        out["train"] = dict(self.train)
+        return out
+
+
+def cell_id(spec: CellSpec, data_fingerprint: str) -> str:
+    """Stable identity of a cell: its resolved config plus the data it runs on."""
+    return _digest({"cell": spec.to_dict(), "data": data_fingerprint})
+
+
+def config_id(spec: CellSpec, data_fingerprint: str) -> str:
+    """Identity of a configuration: the cell without its fold (the folds of one config share it)."""
+    d = spec.to_dict()
+    d.pop("fold")
+    return _digest({"config": d, "data": data_fingerprint})
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+
+_TABLES = {
+    "data": DataSpec,
+    "encoders": Encoders,
+    "method": Method,
+    "model": ClapConfig,
+    "train": TrainConfig,
+    "protocol": Protocol,
+    "tracking": Tracking,
+}
+_TOP_LEVEL = {"name", "description", *_TABLES}
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read, override and validate a study file.
+
+    Raises:
+        StudyError: naming the file and the key (``studies/x.toml: train.epochs: must be >= 1, got 0``).
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StudyError(f"{path}: study file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: not valid TOML: {exc}") from exc
+    for item in overrides:
+        _apply_override(raw, item, path)
+    return parse_study(raw, source=path)
+
+
+def parse_study(raw: Mapping[str, Any], source: Path | None = None) -> Study:
+    where = str(source) if source else "<study>"
+    unknown = sorted(set(raw) - _TOP_LEVEL)
+    if unknown:
+        raise StudyError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_TOP_LEVEL))})")
+    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise StudyError(f"{where}: name: required, a non-empty string")
+    if "encoders" not in raw or "audio" not in raw.get("encoders", {}):
+        raise StudyError(f"{where}: encoders.audio: required, a list of audio encoders")
+    parts: dict[str, Any] = {}
+    for table, cls in _TABLES.items():
+        value = raw.get(table, {})
+        if not isinstance(value, Mapping):
+            raise StudyError(f"{where}: {table}: must be a table")
+        kwargs = {key: _convert(cls, key, val, f"{where}: {table}.{key}") for key, val in value.items()}
+        if table == "train":
+            # lr may be left to the per-encoder default; a placeholder lets the other keys be validated now
+            _construct(TrainConfig, {"lr": 1.0, **kwargs}, where, table)
+            parts[table] = kwargs
+        else:
+            parts[table] = _construct(cls, kwargs, where, table)
+    study = Study(name=raw["name"], path=source, description=str(raw.get("description", "")), **parts)
+    _validate(study, where)
+    return study
+
+
+def _construct(cls, kwargs: dict, where: str, table: str):
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        msg = str(exc)
+        key = next((k for k in kwargs if re.search(rf"\b{k}\b", msg)), None)
+        raise StudyError(f"{where}: {table}.{key}: {msg}" if key else f"{where}: {table}: {msg}") from exc
+
+
+def _validate(study: Study, where: str) -> None:
+    for i, audio in enumerate(study.encoders.audio):
+        try:
+            resolve_encoder(audio, "audio")
+        except ValueError as exc:
+            raise StudyError(f"{where}: encoders.audio[{i}]: {exc}") from exc
+    try:
+        resolve_encoder(study.encoders.text, "text")
+    except ValueError as exc:
+        raise StudyError(f"{where}: encoders.text: {exc}") from exc
+    if not study.encoders.audio:
+        raise StudyError(f"{where}: encoders.audio: needs at least one encoder")
+    for v in study.method.variants:
+        if v not in VARIANTS:
+            raise StudyError(f"{where}: method.variants: unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
+    if not study.method.variants:
+        raise StudyError(f"{where}: method.variants: needs at least one variant")
+    for a in study.method.alphas:
+        try:
+            check_alpha(a)
+        except ValueError as exc:
+            raise StudyError(f"{where}: method.alphas: {exc}") from exc
+    if not study.method.alphas:
+        raise StudyError(f"{where}: method.alphas: needs at least one value")
+    if study.method.ml_mode not in ML_MODES:
+        raise StudyError(f"{where}: method.ml_mode: must be one of {', '.join(ML_MODES)}, got {study.method.ml_mode!r}")
+    if study.method.target_norm not in ("sum", "softmax"):
+        raise StudyError(f"{where}: method.target_norm: must be 'sum' or 'softmax', got {study.method.target_norm!r}")
+    bad = [f for f in study.protocol.folds if not 1 <= f <= 5]
+    if bad or not study.protocol.folds or len(set(study.protocol.folds)) != len(study.protocol.folds):
+        raise StudyError(f"{where}: protocol.folds: distinct sessions in 1..5, got {list(study.protocol.folds)}")
+    if not study.protocol.seeds:
+        raise StudyError(f"{where}: protocol.seeds: needs at least one seed")
+
+
+def _convert(cls, key: str, value: Any, where: str) -> Any:
+    """Check ``value`` against the type of ``cls.key`` and convert lists to tuples."""
+    hints = typing.get_type_hints(cls)
+    if key not in hints or key not in {f.name for f in dataclasses.fields(cls)}:
+        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise StudyError(f"{where}: unknown key (allowed: {allowed})")
+    return _check_type(hints[key], value, where)
+
+
+def _check_type(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(option, value, where)
+            except StudyError:
+                continue
+        raise StudyError(f"{where}: expected {_name(hint)}, got {_describe(value)}")
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise StudyError(f"{where}: expected a list of {_name(item)}, got {_describe(value)}")
+        return tuple(_check_type(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StudyError(f"{where}: expected a number, got {_describe(value)}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StudyError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            raise StudyError(f"{where}: expected {_name(hint)}, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported field type {hint!r}")  # a schema bug, not a user error
+
+
+def _name(hint: Any) -> str:
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _apply_override(raw: dict, item: str, path: Path) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise StudyError(f"override {item!r}: expected key=value, e.g. train.epochs=3")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is a string: data.corpus=embedded
+    *tables, leaf = key.strip().split(".")
+    node = raw
+    for t in tables:
+        node = node.setdefault(t, {})
+        if not isinstance(node, dict):
+            raise StudyError(f"{path}: override {key}: {t} is not a table")
+    node[leaf] = value

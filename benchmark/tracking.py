@@ -1,0 +1,250 @@
+"""Everything the suite stores in MLflow goes through this module (the only one that imports mlflow).
+
+Layout of a study's experiment:
+
+- one ``study`` run holding the reports (``gemo.kind = study``);
+- one parent run per configuration (encoder, variant, alpha, seed, ...; ``gemo.kind = config``) with
+  WAR/UAR mean and std over its finished folds;
+- one child run per fold (``gemo.kind = cell``): the resolved config as params, per-epoch metrics,
+  final test metrics overall and per gender, artifacts (confusion matrices, predictions, spec).
+
+Only a few metric columns are logged so the UI stays usable with many runs; per-class detail is in
+the artifacts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, ViewType
+from mlflow.exceptions import MlflowException
+
+DEFAULT_DB = "mlflow.db"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_RESULTS = 50_000  # search_runs page size: one query per page for the whole experiment
+
+
+def resolve_uri(spec_uri: str = "") -> str:
+    """Tracking URI: the study's, else ``MLFLOW_TRACKING_URI``, else a SQLite store in the working directory."""
+    if spec_uri:
+        return spec_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def local_store_dir(uri: str) -> Path | None:
+    """The directory of a SQLite or file store (None for a server)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).resolve().parent
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file://").removeprefix("file:")).resolve()
+    return None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What reports need of a run, without MLflow types."""
+
+    run_id: str
+    status: str
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    start_time: int
+
+
+class Tracker:
+    """One study's experiment in one tracking store."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        self.uri = uri
+        store = local_store_dir(uri)
+        if store is None:
+            self.client = MlflowClient(tracking_uri=uri)
+            self.experiment_id = self._experiment(experiment)
+            return
+        # The first touch of a new SQLite store creates its schema; two processes doing it at once
+        # collide, so local stores are opened one process at a time.
+        store.mkdir(parents=True, exist_ok=True)
+        fd = os.open(store / ".mlflow-init.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.client = MlflowClient(tracking_uri=uri)
+            self.experiment_id = self._experiment(experiment)
+        finally:
+            os.close(fd)
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        store = local_store_dir(self.uri)
+        # one artifact folder per experiment beside a local store; a server chooses its own
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        location = (store / "mlartifacts" / slug).as_uri() if store else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # another worker created it between our lookup and create
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    # ---- queries (bulk) --------------------------------------------------------------------------------
+
+    def search(self, filter_string: str = "") -> list[RunRecord]:
+        """All runs of the experiment matching ``filter_string``, in as few queries as pages."""
+        out, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=filter_string,
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=MAX_RESULTS,
+                page_token=token,
+            )
+            out += [_record(r) for r in page]
+            token = page.token
+            if not token:
+                return out
+
+    def runs(self, kind: str, status: str | None = None, **tags: str) -> list[RunRecord]:
+        clauses = [f"tags.`gemo.kind` = '{kind}'"]
+        clauses += [f"tags.`gemo.{k}` = '{v}'" for k, v in tags.items()]
+        if status:
+            clauses.append(f"attributes.status = '{status}'")
+        return self.search(" and ".join(clauses))
+
+    def finished_cells(self) -> set[str]:
+        return {r.tags["gemo.cell_id"] for r in self.runs("cell", "FINISHED")}
+
+    # ---- writing ---------------------------------------------------------------------------------------
+
+    def mark_stale(self, cell_id: str) -> int:
+        """Mark RUNNING runs of a cell as KILLED; call only while holding the cell's lock (nobody runs it)."""
+        stale = self.runs("cell", "RUNNING", cell_id=cell_id)
+        for r in stale:
+            self.client.set_tag(r.run_id, "gemo.end_reason", "process died before the cell finished")
+            self.client.set_terminated(r.run_id, "KILLED")
+        return len(stale)
+
+    def parent(self, config_id: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """The configuration's parent run, created on first use (call under the configuration's lock)."""
+        found = self.runs("config", config_id=config_id)
+        if found:
+            return found[0].run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={**tags, "gemo.kind": "config", "gemo.config_id": config_id}
+        )
+        self._log(run.info.run_id, params=params)
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    def start_cell(self, parent_id: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        tags = {
+            **tags,
+            "gemo.kind": "cell",
+            PARENT_TAG: parent_id,
+            "gemo.pid": str(os.getpid()),
+            "gemo.host": socket.gethostname(),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        self._log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        self._log(run_id, metrics=metrics, step=step)
+
+    def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    def end(self, run_id: str, status: str = "FINISHED", reason: str = "") -> None:
+        if reason:
+            self.client.set_tag(run_id, "gemo.end_reason", reason[:5000])
+        self.client.set_terminated(run_id, status)
+
+    def update_parent(self, parent_id: str, config_id: str) -> dict[str, float]:
+        """Recompute the parent's mean and std over its finished folds (call under the config's lock)."""
+        children = self.runs("cell", "FINISHED", config_id=config_id)
+        summary = fold_summary([c.metrics for c in children])
+        self._log(parent_id, metrics=summary)
+        self.client.set_tag(parent_id, "gemo.folds_done", str(len(children)))
+        return summary
+
+    def study_run(self, name: str, tags: Mapping[str, str]) -> str:
+        """The study's own run (reports are logged there), created once."""
+        found = self.runs("study")
+        if found:
+            return found[0].run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{name} (study)", tags={**tags, "gemo.kind": "study"}
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    def _log(
+        self, run_id: str, *, metrics: Mapping[str, float] = {}, params: Mapping[str, Any] = {}, step: int = 0
+    ) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+            params=[Param(k, _param(v)) for k, v in params.items()],
+        )
+
+
+FOLD_METRICS = ("test_war", "test_uar", "test_war_F", "test_uar_F", "test_war_M", "test_uar_M")
+
+
+def fold_summary(child_metrics: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Mean and sample std (ddof=1; 0 with one fold) over folds of each final test metric."""
+    import numpy as np
+
+    rows = list(child_metrics)
+    out: dict[str, float] = {"folds": float(len(rows))}
+    for key in FOLD_METRICS:
+        values = np.array([r[key] for r in rows if key in r], dtype=float)
+        if len(values):
+            short = key.removeprefix("test_")
+            out[f"{short}_mean"] = float(values.mean())
+            out[f"{short}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _param(v: Any) -> str:
+    text = json.dumps(v) if isinstance(v, list | tuple | dict) else str(v)
+    return text[:6000]
+
+
+def _record(run) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        status=run.info.status,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+        start_time=run.info.start_time,
+    )

@@ -1,0 +1,170 @@
+"""Studies run for real: MLflow SQLite stores, subprocesses, SIGKILL, concurrent workers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from benchmark.runner import run_study
+from benchmark.studies import load_study
+from benchmark.tracking import Tracker, resolve_uri
+
+STUDY = """
+name = "mini"
+[data]
+corpus = "embedded"
+size = 100
+[encoders]
+audio = ["tiny-wav2vec2"]
+text = "tiny-roberta"
+[method]
+variants = ["emo-clap", "sl-gemo-clap"]
+alphas = [0.8]
+[model]
+proj_dim = 16
+[train]
+epochs = {epochs}
+batch_size = 8
+max_seconds = 1.0
+[protocol]
+folds = [1, 2]
+[tracking]
+uri = "{uri}"
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def make_study(tmp_path, epochs=1):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "mini.toml"
+    path.write_text(STUDY.format(epochs=epochs, uri=uri))
+    return path
+
+
+def cli(*args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        cwd=cwd,
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finished_cell_ids(tracker):
+    return Counter(r.tags["gemo.cell_id"] for r in tracker.runs("cell", "FINISHED"))
+
+
+def test_run_logs_parents_children_artifacts_and_resumes(tmp_path):
+    study = load_study(make_study(tmp_path))
+    summary = run_study(study, progress=False)
+    assert len(summary.trained) == 4 and not summary.failed and not summary.skipped
+
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    parents = tracker.runs("config")
+    children = tracker.runs("cell")
+    assert len(parents) == 2 and len(children) == 4
+    parent_ids = {p.run_id for p in parents}
+    assert {c.tags["mlflow.parentRunId"] for c in children} == parent_ids
+    for c in children:
+        assert c.status == "FINISHED"
+        assert {"test_war", "test_uar", "test_war_F", "test_uar_M"} <= set(c.metrics)
+        assert c.params["train.lr"] == "0.003" and c.params["fold"] in {"1", "2"}
+        assert len(c.tags["gemo.git_sha"]) >= 7 and c.tags["gemo.data_source"] == "embedded"
+        assert c.tags["gemo.weights"] == "random-init (tiny-wav2vec2)"
+        assert c.tags["gemo.device"].startswith("cpu")
+        history = tracker.client.get_metric_history(c.run_id, "val_uar")
+        assert [m.step for m in history] == [1]
+        names = {a.path for a in tracker.client.list_artifacts(c.run_id)}
+        assert {
+            "confusion.png",
+            "confusion.csv",
+            "confusion_F.png",
+            "confusion_M.csv",
+            "predictions.csv",
+            "cell_spec.json",
+            "metrics.json",
+        } <= names
+    for p in parents:
+        mine = [c for c in children if c.tags["mlflow.parentRunId"] == p.run_id]
+        assert p.metrics["folds"] == 2
+        assert p.metrics["uar_mean"] == pytest.approx(sum(c.metrics["test_uar"] for c in mine) / 2)
+
+    again = run_study(study, progress=False)
+    assert again.trained == [] and len(again.skipped) == 4
+    assert len(tracker.runs("cell")) == 4
+
+
+def test_table_report_reads_runs_and_is_reproducible(tmp_path):
+    from benchmark.reports.table import write_table_report
+
+    study = load_study(make_study(tmp_path))
+    run_study(study, progress=False)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    first = write_table_report(tracker, study.name, study.encoders.audio, 2, tmp_path / "reports")
+    csv1 = first.csv.read_text()
+    second = write_table_report(tracker, study.name, study.encoders.audio, 2, tmp_path / "reports")
+    assert second.csv.read_text() == csv1
+    frame = first.frame
+    assert list(frame["variant"]) == ["emo-clap", "sl-gemo-clap"]
+    children = tracker.runs("cell", "FINISHED")
+    emo = [c.metrics["test_war"] for c in children if c.params["variant"] == "emo-clap"]
+    assert frame.loc[0, "war_mean"] == pytest.approx(sum(emo) / len(emo))
+    md = first.markdown.read_text()
+    assert "embedded corpus" in md and "random-init (tiny-wav2vec2)" in md
+    assert "83.16" not in md  # the paper's only readable figure is WavLM's; none for wav2vec 2.0
+    study_runs = tracker.runs("study")
+    assert len(study_runs) == 1
+    logged = {a.path for a in tracker.client.list_artifacts(study_runs[0].run_id, "reports")}
+    assert logged == {"reports/table.md", "reports/table.csv", "reports/table.png"}
+
+
+def test_sigkill_mid_cell_then_rerun_completes_each_cell_once(tmp_path):
+    path = make_study(tmp_path, epochs=4)
+    study = load_study(path)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    proc = cli("run", str(path), "--no-progress", cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    victim = None
+    while time.monotonic() < deadline and victim is None:
+        running = tracker.runs("cell", "RUNNING")
+        # kill once a cell is mid-training: its run exists and has logged at least one epoch
+        if running and tracker.client.get_metric_history(running[0].run_id, "val_uar"):
+            victim = running[0]
+        else:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.1)
+    assert victim is not None, "no cell reached its first epoch in time"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert tracker.client.get_run(victim.run_id).info.status == "RUNNING"  # left behind by the kill
+
+    rerun = cli("run", str(path), "--no-progress", cwd=tmp_path)
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out
+    counts = finished_cell_ids(tracker)
+    assert len(counts) == 4 and set(counts.values()) == {1}
+    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+    assert victim.tags["gemo.cell_id"] in counts  # the killed cell ran again, to completion
+    assert not tracker.runs("cell", "RUNNING")
+
+
+def test_two_workers_and_two_processes_never_duplicate_a_cell(tmp_path):
+    path = make_study(tmp_path)
+    # two concurrent `run` processes, each with two workers, on one study
+    procs = [cli("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    study = load_study(path)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    counts = finished_cell_ids(tracker)
+    assert len(counts) == 4 and set(counts.values()) == {1}, counts
+    assert len(tracker.runs("cell")) == 4  # no extra run of any status
+    assert len(tracker.runs("config")) == 2
