@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 
 from benchmark.data.records import CLASSES
@@ -15,8 +14,9 @@ from benchmark.data.records import CLASSES
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # transformers' WavLM attention trips a torch deprecation on every process; it is not the user's concern.
-    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
+    from benchmark.models.encoders import silence_known_warnings
+
+    silence_known_warnings()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:

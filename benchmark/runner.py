@@ -98,6 +98,17 @@ def hold_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def sweep_stale(ctx: Context) -> int:
+    """Mark KILLED every RUNNING cell run of the experiment whose cell lock nobody holds (its process died)."""
+    swept = 0
+    for run in ctx.tracker.runs("cell", "RUNNING"):
+        cid = run.tags.get("gemo.cell_id", "")
+        with try_lock(ctx.lock_dir / f"{cid}.lock") as free:
+            if free:
+                swept += ctx.tracker.mark_stale(cid)
+    return swept
+
+
 def run_name(cell: CellSpec) -> str:
     alpha = "" if cell.variant == "emo-clap" else f" a={cell.alpha:g}"
     mode = f" {cell.ml_mode}" if cell.variant == "ml-gemo-clap" else ""
@@ -242,6 +253,7 @@ def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSu
     """
     started = time.perf_counter()
     ctx = prepare(study)
+    sweep_stale(ctx)
     cells = study.cells()
     done = ctx.tracker.finished_cells()
     todo = [c for c in cells if cell_id(c, ctx.fingerprint) not in done]
@@ -314,6 +326,9 @@ def _worker_main(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch touches CUDA in this process
     import torch
 
+    from benchmark.models.encoders import silence_known_warnings
+
+    silence_known_warnings()
     if not torch.cuda.is_available():
         # CPU workers share the cores instead of each starting a thread per core
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

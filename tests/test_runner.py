@@ -146,12 +146,16 @@ def test_sigkill_mid_cell_then_rerun_completes_each_cell_once(tmp_path):
     proc.stdout.close()
     assert tracker.client.get_run(victim.run_id).info.status == "RUNNING"  # left behind by the kill
 
+    # Even a study that no longer contains the killed cell marks its orphaned run on the next `run`.
+    other = load_study(path, ["protocol.folds=[3]"])
+    run_study(other, progress=False)
+    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+
     rerun = cli("run", str(path), "--no-progress", cwd=tmp_path)
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out
     counts = finished_cell_ids(tracker)
-    assert len(counts) == 4 and set(counts.values()) == {1}
-    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+    assert len(counts) == 4 + 2 and set(counts.values()) == {1}  # + the 2 cells of fold 3
     assert victim.tags["gemo.cell_id"] in counts  # the killed cell ran again, to completion
     assert not tracker.runs("cell", "RUNNING")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,14 @@ from transformers import (
 from benchmark.data.records import SAMPLE_RATE
 from benchmark.models.presets import EncoderRef, resolve_encoder
 from benchmark.models.tokenizer import tiny_tokenizer
+
+
+def silence_known_warnings() -> None:
+    """Hide a torch deprecation that transformers' WavLM attention triggers on every forward pass.
+
+    Called by entry points (the CLI and worker processes), never on import.
+    """
+    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
 
 
 class EncoderLoadError(RuntimeError):
