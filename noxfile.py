@@ -73,6 +73,13 @@ def reproduce_table(session: nox.Session) -> None:
 
 
 @nox.session
+def regression(session: nox.Session) -> None:
+    """Run the CI subset afresh and compare every cell's WAR/UAR with reports/baselines/ci_subset.json."""
+    _install(session)
+    session.run("gemo-bench", "regression", "studies/ci_subset.toml", "--no-progress", *session.posargs)
+
+
+@nox.session
 def ui(session: nox.Session) -> None:
     """Serve the MLflow UI for the default store (./mlflow.db) on 127.0.0.1:5000."""
     _install(session)

@@ -62,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
     table.add_argument("--out", default="reports", help="reports folder (default reports/)")
     table.set_defaults(func=cmd_report_table)
+
+    reg = sub.add_parser("regression", help="run a small study afresh and compare WAR/UAR with a baseline")
+    reg.add_argument("study", help="study file (default CI subset: studies/ci_subset.toml)")
+    reg.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys")
+    reg.add_argument("--baseline", help="baseline JSON (default reports/baselines/<study>.json)")
+    reg.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run, on purpose")
+    reg.add_argument("--store", help="keep the run's MLflow store in this directory (default: a temporary one)")
+    reg.add_argument("--tolerance", type=float, help="absolute WAR/UAR tolerance to record with --update-baseline")
+    reg.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    reg.set_defaults(func=cmd_regression)
     return parser
 
 
@@ -243,6 +253,63 @@ def cmd_report_table(args: argparse.Namespace) -> int:
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, {report.png}")
     return 0
+
+
+def cmd_regression(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from benchmark import provenance, regression
+    from benchmark.runner import run_study
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker
+
+    with tempfile.TemporaryDirectory(prefix="gemo-regression-") as tmp:
+        store = Path(args.store or tmp).resolve()
+        store.mkdir(parents=True, exist_ok=True)
+        study = load_study(args.study, [*args.overrides, f"tracking.uri=sqlite:///{store / 'mlflow.db'}"])
+        baseline_path = Path(args.baseline or f"reports/baselines/{study.name}.json")
+        baseline = None if args.update_baseline else regression.load_baseline(baseline_path)
+        summary = run_study(study, progress=not args.no_progress)
+        if summary.failed:
+            for reason in summary.failed.values():
+                print(f"failed: {reason}", file=sys.stderr)
+            return 1
+        current = regression.results_from_runs(
+            Tracker(study.tracking.uri, study.experiment_name).runs("cell", "FINISHED")
+        )
+    if args.update_baseline:
+        tolerance = (
+            regression.DEFAULT_TOLERANCE
+            if args.tolerance is None
+            else dict.fromkeys(regression.METRICS, args.tolerance)
+        )
+        regression.write_baseline(baseline_path, study.name, current, tolerance)
+        comparison = regression.compare(current, current, tolerance)
+        print(regression.format_table(comparison, only_failures=False))
+        print(f"wrote {baseline_path} ({len(current)} cells)")
+        return 0
+    comparison = regression.compare(current, regression.baseline_results(baseline), baseline["tolerance"])
+    moved = {
+        k: (baseline["versions"].get(k), v)
+        for k, v in provenance.versions().items()
+        if baseline.get("versions", {}).get(k) not in (None, v)
+    }
+    if moved:
+        print(
+            "note: the baseline was made with other versions: "
+            + ", ".join(f"{k} {old} (now {new})" for k, (old, new) in moved.items())
+        )
+    if comparison.ok:
+        print(f"{study.name}: all {len(current)} cells within tolerance of {baseline_path}")
+        return 0
+    print(
+        f"{study.name}: {len(comparison.failures)} of {len(comparison.rows)} figures moved beyond tolerance "
+        f"(baseline {baseline_path}, made at {baseline.get('git_sha', '?')}):"
+    )
+    print(regression.format_table(comparison))
+    print("If the change is intended: gemo-bench regression STUDY --update-baseline, and commit the baseline.")
+    return 1
 
 
 if __name__ == "__main__":
