@@ -35,7 +35,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 
 def _run_tests(session: nox.Session, *marker: str) -> None:
-    _install(session, "test")
+    _install(session, "test", "ui-test")
     session.run("pytest", *marker, *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
 
@@ -49,6 +49,12 @@ def tests(session: nox.Session) -> None:
 def tests_fast(session: nox.Session) -> None:
     """Run the tests that do not train models end to end (-m 'not slow')."""
     _run_tests(session, "-m", "not slow")
+
+
+@nox.session
+def tests_ui(session: nox.Session) -> None:
+    """Drive the MLflow UI in headless Chromium (needs Debian's chromium package)."""
+    _run_tests(session, "-m", "ui")
 
 
 @nox.session
