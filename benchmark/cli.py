@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_known_warnings()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError, OSError, FloatingPointError) as exc:
         # Every bad input raises one clear error that names the file, line or field; show just that.
         print(f"gemo-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -49,3 +49,16 @@ def tags() -> dict[str, str]:
         "gemo.git_dirty": str(dirty).lower(),
         **{f"gemo.version.{k}": v for k, v in versions().items()},
     }
+
+
+def redact_uri(uri: str) -> str:
+    """A URI fit to log or print: ``https://user:secret@host/x`` -> ``https://***@host/x``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))

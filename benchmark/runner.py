@@ -7,7 +7,11 @@ Resumption and exclusion:
 - a cell with a FINISHED run is skipped;
 - a worker runs a cell only while holding an exclusive ``flock`` on ``<state>/locks/<cell_id>.lock``;
   the kernel releases it when the process dies, however it dies, so a killed cell is simply run again,
-  and its RUNNING run (nobody holds its lock) is marked KILLED first. No cell is ever run twice.
+  and its RUNNING run (nobody holds its lock) is marked KILLED first. No cell is ever run twice;
+- a process that dies after finishing a cell but before updating its parent leaves the parent behind its
+  children: every ``run`` starts by recomputing such parents (:func:`repair_parents`).
+
+``faults.checkpoint`` marks the moments in between, where tests kill the process on purpose.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tqdm.auto import tqdm
 from benchmark import provenance
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.data.sources import fingerprint
+from benchmark.faults import checkpoint
 from benchmark.models.presets import describe_weights
 from benchmark.studies import Study, cell_id, config_id
 from benchmark.tracking import Tracker, flatten, local_store_dir, resolve_uri
@@ -64,11 +69,12 @@ def state_dir(uri: str) -> Path:
 
 
 def prepare(study: Study) -> Context:
-    records = study.data.load()
+    # the store first: an unwritable one fails in a second, before a corpus is read for minutes
     uri = resolve_uri(study.tracking.uri)
     tracker = Tracker(uri, study.experiment_name)
     lock_dir = state_dir(uri) / "locks" / tracker.experiment_id
     lock_dir.mkdir(parents=True, exist_ok=True)
+    records = study.data.load()
     return Context(study, records, fingerprint(records), study.data.describe(), tracker, lock_dir)
 
 
@@ -107,6 +113,15 @@ def sweep_stale(ctx: Context) -> int:
             if free:
                 swept += ctx.tracker.mark_stale(cid)
     return swept
+
+
+def repair_parents(ctx: Context) -> int:
+    """Recompute every parent run whose aggregate misses finished folds (its process died in between)."""
+    lagging = ctx.tracker.lagging_parents()
+    for parent_id, cfg in lagging:
+        with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
+            ctx.tracker.update_parent(parent_id, cfg)
+    return len(lagging)
 
 
 def run_name(cell: CellSpec) -> str:
@@ -158,6 +173,7 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
         run_id = ctx.tracker.start_cell(
             parent, f"{run_name(cell)} fold {cell.fold}", params, {**tags, "gemo.cell_id": cid}
         )
+        checkpoint("cell-started")
         try:
             result = train_cell(
                 ctx.records,
@@ -167,14 +183,17 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
             )
             ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
             ctx.tracker.log_metrics(run_id, test_metrics(result))
+            checkpoint("before-artifacts")
             with tempfile.TemporaryDirectory() as tmp:
                 write_cell_artifacts(result, ctx, Path(tmp))
                 ctx.tracker.log_artifacts(run_id, Path(tmp))
+            checkpoint("before-finish")
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             ctx.tracker.end(run_id, status, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             raise
         ctx.tracker.end(run_id, "FINISHED")
+        checkpoint("before-parent-update")
         with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
             ctx.tracker.update_parent(parent, cfg)
         return "trained"
@@ -221,9 +240,11 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
     (folder / "metrics.json").write_text(
         json.dumps({"test": result.test, "sizes": result.sizes, "best_epoch": result.best_epoch}, indent=2)
     )
+    study = ctx.study.to_dict()
+    study["tracking"]["uri"] = provenance.redact_uri(study["tracking"]["uri"])  # a URI may carry a password
     resolved = {
         "cell": spec.to_dict(),
-        "study": ctx.study.to_dict(),
+        "study": study,
         "data": ctx.data_description,
         "data_fingerprint": ctx.fingerprint,
     }
@@ -254,6 +275,7 @@ def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSu
     started = time.perf_counter()
     ctx = prepare(study)
     sweep_stale(ctx)
+    repair_parents(ctx)
     cells = study.cells()
     done = ctx.tracker.finished_cells()
     todo = [c for c in cells if cell_id(c, ctx.fingerprint) not in done]

@@ -18,7 +18,9 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,10 @@ def local_store_dir(uri: str) -> Path | None:
     return None
 
 
+class StoreError(OSError):
+    """A local tracking store that cannot be written; the message names the store and the OS reason."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What reports need of a run, without MLflow types."""
@@ -73,9 +79,9 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=uri)
             self.experiment_id = self._experiment(experiment)
             return
+        _check_writable(store, uri)
         # The first touch of a new SQLite store creates its schema; two processes doing it at once
         # collide, so local stores are opened one process at a time.
-        store.mkdir(parents=True, exist_ok=True)
         fd = os.open(store / ".mlflow-init.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -93,7 +99,10 @@ class Tracker:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         location = (store / "mlartifacts" / slug).as_uri() if store else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            # experimentKind opens the UI on the runs table rather than its GenAI overview
+            return self.client.create_experiment(
+                name, artifact_location=location, tags={"mlflow.experimentKind": "custom_model_development"}
+            )
         except MlflowException:
             # another worker created it between our lookup and create
             found = self.client.get_experiment_by_name(name)
@@ -129,6 +138,21 @@ class Tracker:
     def finished_cells(self) -> set[str]:
         return {r.tags["gemo.cell_id"] for r in self.runs("cell", "FINISHED")}
 
+    def lagging_parents(self) -> list[tuple[str, str]]:
+        """``(parent run id, config id)`` of every parent whose aggregate misses some of its finished folds.
+
+        That happens when a process dies between ending a fold's run and updating its parent. Two bulk
+        queries, whatever the size of the study.
+        """
+        finished = Counter(r.tags.get("gemo.config_id", "") for r in self.runs("cell", "FINISHED"))
+        out = []
+        for parent in self.runs("config"):
+            config_id = parent.tags.get("gemo.config_id", "")
+            done = finished[config_id]
+            if parent.metrics.get("folds", 0.0) != done or parent.tags.get("gemo.folds_done", "0") != str(done):
+                out.append((parent.run_id, config_id))
+        return out
+
     # ---- writing ---------------------------------------------------------------------------------------
 
     def mark_stale(self, cell_id: str) -> int:
@@ -143,6 +167,10 @@ class Tracker:
         """The configuration's parent run, created on first use (call under the configuration's lock)."""
         found = self.runs("config", config_id=config_id)
         if found:
+            if found[0].status != "FINISHED":
+                # a process died while creating it: finish the job (logging the same params again is allowed)
+                self._log(found[0].run_id, params=params)
+                self.client.set_terminated(found[0].run_id, "FINISHED")
             return found[0].run_id
         run = self.client.create_run(
             self.experiment_id, run_name=name, tags={**tags, "gemo.kind": "config", "gemo.config_id": config_id}
@@ -220,6 +248,23 @@ def fold_summary(child_metrics: Iterable[Mapping[str, float]]) -> dict[str, floa
             out[f"{short}_mean"] = float(values.mean())
             out[f"{short}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return out
+
+
+def _check_writable(store: Path, uri: str) -> None:
+    """Create ``store`` if needed and prove that a file can be written there, or raise :class:`StoreError`.
+
+    Checked by writing, not by permission bits: root ignores those, and a read-only mount or a full disk
+    does not show in them.
+    """
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=store) as probe:
+            probe.write(b"gemo-bench")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StoreError(f"{store}: the MLflow store ({uri}) is not writable: {reason}") from exc
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -20,13 +20,13 @@ import os
 import re
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.data.audio import audio_info
-from benchmark.data.records import CLASSES, DEFAULT_CLASS_MAP, GENDERS, Utterance
+from benchmark.data.audio import AudioConversionWarning, AudioError, AudioInfo, audio_info
+from benchmark.data.records import CLASSES, DEFAULT_CLASS_MAP, GENDERS, SAMPLE_RATE, Utterance
 
 SESSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 ROOT_ENV = "IEMOCAP_ROOT"
@@ -46,6 +46,8 @@ EXPECTED_COUNTS: Mapping[str, Any] = {
 
 # How many missing WAVs a MissingAudioError spells out before summarising the rest.
 _MISSING_SHOWN = 20
+# How many converted WAVs of each kind an AudioConversionWarning names.
+_CONVERTED_SHOWN = 3
 
 _NUMBER = r"\d+(?:\.\d+)?"
 
@@ -156,12 +158,15 @@ def parse_emo_evaluation(path: str | Path) -> list[LabelLine]:
 
 def _read_lines(path: Path) -> list[str]:
     """The file's lines without line endings or trailing whitespace."""
+    data = path.read_bytes()
     try:
-        # utf-8-sig drops a byte-order mark; read_text's universal newlines take care of CRLF.
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")  # drops a byte-order mark
     except UnicodeDecodeError as exc:
-        raise IemocapFormatError(path, None, f"not a text file ({exc})") from exc
-    return [line.rstrip() for line in text.split("\n")]
+        line_no = exc.object[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
+        raise IemocapFormatError(path, line_no, f"not a UTF-8 text file (byte {byte:#04x} cannot be decoded)") from exc
+    # universal newlines, as read_text would: CRLF and lone CR end lines too
+    return [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
 
 
 def _check_header(path: Path, lines: list[str]) -> None:
@@ -249,10 +254,12 @@ def read_iemocap(
         IemocapFormatError: a malformed label file, an id whose session is not its folder's, or an id
             labelled twice.
         MissingAudioError: the WAV files of kept utterances that do not exist, all of them at once.
-        AudioError: a WAV that exists but cannot be read or holds no samples.
+        AudioError: a WAV that exists but cannot be read or holds no samples; WAVs cut short (listed at once).
 
     Warns:
         IemocapCountWarning: the tree looks like the full release but its counts are not the release's.
+        AudioConversionWarning: some WAVs are not 16 kHz or not mono (they are resampled or downmixed on
+            load); one warning counts them and names the first few.
     """
     root = resolve_root(root)
     _check_class_map(class_map)
@@ -263,10 +270,13 @@ def read_iemocap(
     # Every missing file is reported at once, before any audio is opened: a partial download shows
     # its full extent in one run.
     _check_audio_exists(wavs)
+    infos = [audio_info(wav) for wav in wavs]
+    _check_audio_complete(infos)
     records = sorted(
-        (_record(session, line, wav, class_map) for (session, line), wav in zip(kept, wavs, strict=True)),
+        (_record(session, line, info, class_map) for (session, line), info in zip(kept, infos, strict=True)),
         key=lambda r: (r.session, r.dialog, r.id),
     )
+    _warn_on_conversions(root, infos)
     if _looks_like_full_release(root, class_map, session_dirs, sessions):
         _warn_on_count_mismatch(root, summarize(records))
     return records
@@ -359,6 +369,18 @@ def _check_audio_exists(wavs: Iterable[Path]) -> None:
         raise MissingAudioError(missing)
 
 
+def _check_audio_complete(infos: Sequence[AudioInfo]) -> None:
+    """Files cut short (an interrupted copy or extraction) are an error, all of them at once."""
+    cut = [i for i in infos if i.truncated]
+    if cut:
+        shown = "".join(f"\n  {i.path}: {i.frames} of {i.declared_frames} frames" for i in cut[:_MISSING_SHOWN])
+        rest = len(cut) - _MISSING_SHOWN
+        more = f"\n  ... and {rest} more" if rest > 0 else ""
+        raise AudioError(
+            f"{len(cut)} WAV file(s) cut short (the header declares more audio than the file holds):{shown}{more}"
+        )
+
+
 def _missing_message(missing: tuple[Path, ...]) -> str:
     shown = "".join(f"\n  {p}" for p in missing[:_MISSING_SHOWN])
     rest = len(missing) - _MISSING_SHOWN
@@ -366,20 +388,40 @@ def _missing_message(missing: tuple[Path, ...]) -> str:
     return f"{len(missing)} WAV file(s) missing for labelled utterances:{shown}{more}"
 
 
-def _record(session: int, line: LabelLine, wav: Path, class_map: Mapping[str, str]) -> Utterance:
+def _record(session: int, line: LabelLine, info: AudioInfo, class_map: Mapping[str, str]) -> Utterance:
     match = _id_match(line.utt_id)
     gender = match["gender"]
     return Utterance(
         id=line.utt_id,
-        path=wav,
+        path=info.path,
         session=session,
         dialog=match["dialog"],
         speaker=f"Ses{session:02d}{gender}",
         gender=gender,
         emotion=class_map[line.label],
-        duration=audio_info(wav).duration,
+        duration=info.duration,
         raw_label=line.label,
     )
+
+
+def _warn_on_conversions(root: Path, infos: Sequence[AudioInfo]) -> None:
+    """One warning for all WAVs that loading converts: how many, and the first few of each kind."""
+    resampled = [(i, f"{i.sample_rate} Hz") for i in infos if i.sample_rate != SAMPLE_RATE]
+    downmixed = [(i, f"{i.channels} channels") for i in infos if i.channels != 1]
+    kinds = (
+        (resampled, f"WAV files resampled to {SAMPLE_RATE // 1000} kHz"),
+        (downmixed, "WAV files downmixed to mono"),
+    )
+    parts = []
+    for found, what in kinds:
+        if found:
+            shown = ", ".join(f"{i.path.relative_to(root)} {detail}" for i, detail in found[:_CONVERTED_SHOWN])
+            more = f", ... and {len(found) - _CONVERTED_SHOWN} more" if len(found) > _CONVERTED_SHOWN else ""
+            parts.append(f"{len(found)} of {len(infos)} {what} ({shown}{more})")
+    if parts:
+        warnings.warn(
+            f"{root}: " + "; ".join(parts) + "; loading converts them each time", AudioConversionWarning, stacklevel=3
+        )
 
 
 # --------------------------------------------------------------------------- counts and provenance

@@ -1,17 +1,26 @@
-"""The paper's table, regenerated from logged runs: encoders x variants, WAR/UAR mean ± std over folds."""
+"""The paper's table, regenerated from logged runs: encoders x variants, WAR/UAR mean ± std over folds.
+
+Each report file is written to a temporary file beside it and renamed over it, so a reader (or a process
+killed midway) only ever sees a complete old file or a complete new one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from benchmark import provenance
+from benchmark.faults import checkpoint
 from benchmark.reports.plots import plt
 from benchmark.tracking import RunRecord, Tracker
 
@@ -29,6 +38,10 @@ def encoder_family(encoder: str) -> str:
         if family in name:
             return family
     return name
+
+
+class ReportWriteError(OSError):
+    """A report file or folder that cannot be written; the message names it and the OS reason."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +177,10 @@ def figure(table: pd.DataFrame, title: str, path: Path) -> Path:
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png"), binary=True)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -201,14 +216,21 @@ def write_table_report(
         **describe_source(cells),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         + f" by gemo-bench {provenance.versions()['gemo-bench']}",
-        "runs": f"{len(runs)} finished fold runs from {tracker.uri}",
+        "runs": f"{len(runs)} finished fold runs from {provenance.redact_uri(tracker.uri)}",
     }
     folder = out_root / study_name
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportWriteError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") from exc
+    remove_stale_temporaries(folder)
     md = folder / "table.md"
-    md.write_text(markdown(table, header, expected_folds))
+    text = markdown(table, header, expected_folds)
+    write_atomic(md, lambda f: f.write(text))
+    checkpoint("report-midway")
     csv = folder / "table.csv"
-    table.to_csv(csv, index=False, float_format="%.6f")
+    write_atomic(csv, lambda f: table.to_csv(f, index=False, float_format="%.6f"))
+    checkpoint("report-midway")
     png = figure(table, f"{study_name} — {header['data']}\n{header['weights']}", folder / "table.png")
     run_id = tracker.study_run(study_name, study_tags or {})
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,3 +238,52 @@ def write_table_report(
             (Path(tmp) / p.name).write_bytes(p.read_bytes())
         tracker.log_artifacts(run_id, Path(tmp), "reports")
     return TableReport(folder, md, csv, png, table)
+
+
+# `.table.md.<pid>.<random>.tmp`: the pid tells a later run whether the writer is still alive.
+_TEMPORARY_RE = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp")
+
+
+def write_atomic(path: Path, write: Callable[[IO], object], *, binary: bool = False) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file beside it, then rename it over ``path``.
+
+    Raises:
+        ReportWriteError: the folder is read-only, the disk is full, ...; the message names ``path`` and
+            the OS reason, and no temporary file is left behind.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReportWriteError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+    try:
+        with open(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ReportWriteError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files left in ``folder`` by report writers that were killed before renaming them."""
+    for path in folder.glob(".*.tmp"):
+        match = _TEMPORARY_RE.fullmatch(path.name)
+        if match and not _alive(int(match["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
