@@ -52,32 +52,11 @@ def test_committed_baseline_matches_the_ci_subset_study():
     assert {"torch", "transformers", "mlflow"} <= set(data["versions"])
 
 
-MINI = """
-name = "mini_regression"
-[data]
-corpus = "embedded"
-size = 100
-[encoders]
-audio = ["tiny-wav2vec2"]
-text = "tiny-roberta"
-[method]
-variants = ["emo-clap", "ml-gemo-clap"]
-alphas = [0.8]
-[model]
-proj_dim = 16
-[train]
-epochs = 1
-batch_size = 8
-max_seconds = 1.0
-[protocol]
-folds = [1, 2]
-"""
-
-
 @pytest.mark.slow
 def test_regression_command_end_to_end_and_deterministic(tmp_path, capsys):
-    study = tmp_path / "mini.toml"
-    study.write_text(MINI)
+    from tests.test_runner import make_study
+
+    study = make_study(tmp_path)  # the runner tests' small study; `regression` points it at --store
     baseline = tmp_path / "baseline.json"
     args = [str(study), "--baseline", str(baseline), "--no-progress"]
     assert main(["regression", *args, "--update-baseline", "--store", str(tmp_path / "a")]) == 0
@@ -90,8 +69,8 @@ def test_regression_command_end_to_end_and_deterministic(tmp_path, capsys):
     assert "all 4 cells within tolerance" in capsys.readouterr().out
     from benchmark.tracking import Tracker
 
-    runs_a = Tracker(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}", "mini_regression").runs("cell", "FINISHED")
-    runs_b = Tracker(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}", "mini_regression").runs("cell", "FINISHED")
+    runs_a = Tracker(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}", "mini").runs("cell", "FINISHED")
+    runs_b = Tracker(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}", "mini").runs("cell", "FINISHED")
     assert regression.results_from_runs(runs_a) == regression.results_from_runs(runs_b)
 
     # Move one baseline figure: the check fails and prints what moved.
