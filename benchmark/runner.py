@@ -251,11 +251,6 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
     (folder / "cell_spec.json").write_text(json.dumps(resolved, indent=2, default=str))
 
 
-def pending(ctx: Context, cells: list[CellSpec]) -> list[CellSpec]:
-    done = ctx.tracker.finished_cells()
-    return [c for c in cells if cell_id(c, ctx.fingerprint) not in done]
-
-
 def attempt(ctx: Context, cell: CellSpec, progress: bool) -> tuple[str, str]:
     """(outcome, reason) of trying one cell; a failed cell does not stop the others."""
     try:

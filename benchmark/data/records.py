@@ -44,8 +44,3 @@ class Utterance:
     emotion: str
     duration: float
     raw_label: str
-
-
-def classes_of(class_map: Mapping[str, str]) -> tuple[str, ...]:
-    """The class codes of a class map, in the order they first appear as values."""
-    return tuple(dict.fromkeys(class_map.values()))

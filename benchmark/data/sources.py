@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.data.iemocap import corpus_source, read_iemocap
+from benchmark.data.iemocap import corpus_source, read_iemocap, resolve_root
 from benchmark.data.records import Utterance
 from benchmark.data.synthetic import DEFAULT_SIZE, SynthConfig, embedded_corpus
 
@@ -50,8 +50,6 @@ class DataSpec:
         """The tree to read, generating the embedded corpus into the cache on first use."""
         if self.corpus == "embedded":
             return embedded_corpus(SynthConfig(seed=self.seed, size=self.size, control=self.control))
-        from benchmark.data.iemocap import resolve_root
-
         return resolve_root(self.root)
 
     def load(self) -> list[Utterance]:
