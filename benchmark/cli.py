@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = data.add_parser("summary", help="utterance counts of the 4-class set")
     _add_data_args(summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.add_argument("--keep-other", action="store_true", help="count labels outside the 4 classes too")
     summary.set_defaults(func=cmd_data_summary)
 
     synth = sub.add_parser("synth", help="write the embedded corpus (IEMOCAP format) to a directory")
@@ -84,18 +85,47 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data (IEMOCAP when --iemocap or IEMOCAP_ROOT is given, else the embedded corpus)")
-    g.add_argument("--iemocap", metavar="ROOT", help="IEMOCAP_full_release/ directory (default: $IEMOCAP_ROOT)")
+    from benchmark.data.sources import CORPORA
     from benchmark.data.synthetic import DEFAULT_SIZE
 
+    g = p.add_argument_group(
+        "data (--corpus NAME --root ROOT; --iemocap ROOT or IEMOCAP_ROOT for IEMOCAP; else the embedded corpus)"
+    )
+    g.add_argument(
+        "--corpus", choices=CORPORA, help="corpus to read (default: iemocap if a root is known, else embedded)"
+    )
+    g.add_argument("--root", help="the corpus's root (a manifest CSV for --corpus manifest; default: its $..._ROOT)")
+    g.add_argument(
+        "--iemocap", metavar="ROOT", help="shorthand for --corpus iemocap --root ROOT (default: $IEMOCAP_ROOT)"
+    )
+    g.add_argument("--folds", type=int, default=5, help="speaker-independent k-fold for corpora without sessions (5)")
+    g.add_argument(
+        "--drop-unreadable",
+        action="store_true",
+        help="leave unreadable audio files out (listed on stderr) instead of stopping with an error naming them",
+    )
     g.add_argument("--synth-seed", type=int, default=0, help="embedded corpus seed (default 0)")
     g.add_argument("--synth-size", type=int, default=DEFAULT_SIZE, help=f"embedded corpus size ({DEFAULT_SIZE})")
     g.add_argument("--control", action="store_true", help="use the embedded corpus's control twin")
 
 
 def _data_spec(args: argparse.Namespace):
+
+    spec = _base_data_spec(args)
+    return dataclasses.replace(spec, unreadable="drop") if args.drop_unreadable else spec
+
+
+def _base_data_spec(args: argparse.Namespace):
     from benchmark.data.sources import DataSpec
 
+    if args.corpus and args.iemocap:
+        raise ValueError("--iemocap ROOT is the shorthand for --corpus iemocap --root ROOT; give one or the other")
+    if args.corpus == "embedded":
+        return DataSpec(corpus="embedded", seed=args.synth_seed, size=args.synth_size, control=args.control)
+    if args.corpus:
+        return DataSpec(corpus=args.corpus, root=args.root, folds=args.folds)
+    if args.root:
+        raise ValueError("--root needs --corpus NAME (or use --iemocap ROOT)")
     return DataSpec.from_environment(args.iemocap, seed=args.synth_seed, size=args.synth_size, control=args.control)
 
 
@@ -119,7 +149,7 @@ def _add_cell_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=alpha, help="alpha_e in [0, 1] (default 0.9; emo-clap always uses 1)")
     g.add_argument("--ml-mode", choices=ML_MODES, default="head", help="ML-GEmo-CLAP gender task")
     g.add_argument("--target-norm", choices=("sum", "softmax"), default="sum")
-    g.add_argument("--fold", type=int, required=True, help="test session (1-5)")
+    g.add_argument("--fold", type=int, required=True, help="test fold: the session (1-5) on IEMOCAP, else 1..k")
     g.add_argument("--seed", type=int, default=0)
     m = p.add_argument_group("model")
     m.add_argument("--proj-dim", type=int, default=512)
@@ -169,15 +199,25 @@ def cell_spec_from_args(args: argparse.Namespace, corpus: str):
 
 
 def cmd_data_summary(args: argparse.Namespace) -> int:
-    from benchmark.data.iemocap import summarize
+    from benchmark.data.corpus import summarize_reading
 
-    summary = summarize(_data_spec(args).load())
+    spec = _data_spec(args)
+    reading = spec.read(keep_other=args.keep_other)
+    summary = summarize_reading(reading, sessions=spec.session_folds and not args.corpus)
+    for path, reason in reading.unreadable:
+        print(f"unreadable: {path}: {reason}", file=sys.stderr)
+    for dup, kept in reading.duplicates:
+        print(f"duplicate: {dup} (same audio as {kept}; kept that one)", file=sys.stderr)
+    for note in reading.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return 0
+    print(f"{spec.reader.title} at {reading.root}")
     print(f"total: {summary['total']}")
-    for key in ("by_emotion", "by_session", "by_gender"):
-        print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    for key in ("by_emotion", "by_session", "by_gender", "by_speaker", "dropped"):
+        if key in summary:
+            print(f"{key}: " + (", ".join(f"{k} {v}" for k, v in summary[key].items()) or "none"))
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -61,6 +62,7 @@ class Context:
     data_description: dict
     tracker: Tracker
     lock_dir: Path
+    cross_corpus: dict[str, list[Utterance]] = field(default_factory=dict)  # evaluation corpora, whole
 
 
 def state_dir(uri: str) -> Path:
@@ -75,7 +77,16 @@ def prepare(study: Study) -> Context:
     lock_dir = state_dir(uri) / "locks" / tracker.experiment_id
     lock_dir.mkdir(parents=True, exist_ok=True)
     records = study.data.load()
-    return Context(study, records, fingerprint(records), study.data.describe(), tracker, lock_dir)
+    cross = {name: spec.load() for name, spec in study.data.eval_specs()}
+    return Context(study, records, data_fingerprint(records, cross), study.data.describe(), tracker, lock_dir, cross)
+
+
+def data_fingerprint(records: list[Utterance], cross_corpus: dict[str, list[Utterance]]) -> str:
+    """The training corpus's fingerprint, joined with the evaluation corpora's when the study has any."""
+    if not cross_corpus:
+        return fingerprint(records)  # the identity cells of studies without evaluation corpora always had
+    parts = [fingerprint(records), *(f"{name}:{fingerprint(recs)}" for name, recs in sorted(cross_corpus.items()))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -152,7 +163,10 @@ def config_params(cell: CellSpec, ctx: Context) -> dict:
 
 def _data_params(ctx: Context) -> dict:
     keep = ("kind", "root", "seed", "size", "control", "difficulty", "version")
-    return {k: v for k, v in ctx.data_description.items() if k in keep}
+    out = {k: v for k, v in ctx.data_description.items() if k in keep}
+    if ctx.cross_corpus:
+        out["eval_corpora"] = ",".join(ctx.cross_corpus)
+    return out
 
 
 def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
@@ -180,6 +194,7 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
                 cell,
                 progress=progress,
                 on_epoch=lambda s: ctx.tracker.log_metrics(run_id, epoch_metrics(s), s.epoch),
+                cross_corpus=ctx.cross_corpus,
             )
             ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
             ctx.tracker.log_metrics(run_id, test_metrics(result))
@@ -214,6 +229,14 @@ def test_metrics(result: CellResult) -> dict[str, float]:
     for g, m in result.test["by_gender"].items():
         out[f"test_war_{g}"] = m["war"]
         out[f"test_uar_{g}"] = m["uar"]
+    # cross-corpus: xc_<corpus>_war, _uar, _war_F, _war_M, _uar_F, _uar_M, _n
+    for name, c in result.cross_corpus.items():
+        out[f"xc_{name}_war"] = c["test"]["war"]
+        out[f"xc_{name}_uar"] = c["test"]["uar"]
+        for g, m in c["test"]["by_gender"].items():
+            out[f"xc_{name}_war_{g}"] = m["war"]
+            out[f"xc_{name}_uar_{g}"] = m["uar"]
+        out[f"xc_{name}_n"] = len(c["predictions"])
     return out
 
 
@@ -233,10 +256,11 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
         who = "all speakers" if name == "all" else f"{'female' if name == 'F' else 'male'} speakers"
         title = f"{spec.audio_encoder} {spec.variant}, fold {spec.fold}: {who}\nWAR {block['war']:.3f}  UAR {block['uar']:.3f}"
         confusion_png(block["confusion"], CLASSES, title, folder / f"{stem}.png")
-    with open(folder / "predictions.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["id", "speaker", "gender", "emotion", "predicted"])
-        w.writeheader()
-        w.writerows(result.predictions)
+    _write_predictions(folder / "predictions.csv", result.predictions)
+    for name, c in result.cross_corpus.items():
+        (folder / "cross_corpus" / name).mkdir(parents=True)
+        _write_predictions(folder / "cross_corpus" / name / "predictions.csv", c["predictions"])
+        (folder / "cross_corpus" / name / "metrics.json").write_text(json.dumps(c["test"], indent=2))
     (folder / "metrics.json").write_text(
         json.dumps({"test": result.test, "sizes": result.sizes, "best_epoch": result.best_epoch}, indent=2)
     )
@@ -249,6 +273,13 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
         "data_fingerprint": ctx.fingerprint,
     }
     (folder / "cell_spec.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def _write_predictions(path: Path, predictions: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "speaker", "gender", "emotion", "predicted"])
+        w.writeheader()
+        w.writerows(predictions)
 
 
 def attempt(ctx: Context, cell: CellSpec, progress: bool) -> tuple[str, str]:

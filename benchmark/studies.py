@@ -7,11 +7,15 @@ name = "paper_table"                 # required; also the MLflow experiment name
 description = "..."
 
 [data]                               # benchmark.data.sources.DataSpec
-corpus = "iemocap"                   # or "embedded"
-root = "/data/IEMOCAP_full_release"  # iemocap; default $IEMOCAP_ROOT
+corpus = "iemocap"                   # or embedded, ravdess, cremad, emodb, manifest
+root = "/data/IEMOCAP_full_release"  # default: $IEMOCAP_ROOT ($RAVDESS_ROOT, $CREMAD_ROOT, $EMODB_ROOT, ...)
 seed = 0                             # embedded corpus: seed, size, control
 size = 600
 control = false
+folds = 5                            # speaker-independent k-fold (corpora without sessions or manifest folds)
+fold_seed = 0
+unreadable = "error"                 # or "drop": leave unreadable audio files out (listed)
+eval_corpora = ["ravdess", "emodb=/data/emodb"]  # also score every trained cell on these, whole
 
 [encoders]
 audio = ["wavlm-base-plus", "hubert-base"]   # required: presets, hub ids or local dirs
@@ -254,9 +258,16 @@ def _validate(study: Study, where: str) -> None:
         raise StudyError(f"{where}: method.ml_mode: must be one of {', '.join(ML_MODES)}, got {study.method.ml_mode!r}")
     if study.method.target_norm not in ("sum", "softmax"):
         raise StudyError(f"{where}: method.target_norm: must be 'sum' or 'softmax', got {study.method.target_norm!r}")
-    bad = [f for f in study.protocol.folds if not 1 <= f <= 5]
-    if bad or not study.protocol.folds or len(set(study.protocol.folds)) != len(study.protocol.folds):
-        raise StudyError(f"{where}: protocol.folds: distinct sessions in 1..5, got {list(study.protocol.folds)}")
+    folds = list(study.protocol.folds)
+    if study.data.session_folds:
+        top, what = 5, "sessions in 1..5"
+    elif study.data.corpus == "manifest":
+        top, what = None, "folds >= 1 (the manifest's fold numbers)"
+    else:
+        top, what = study.data.folds, f"folds in 1..{study.data.folds} (data.folds)"
+    bad = [f for f in folds if f < 1 or (top is not None and f > top)]
+    if bad or not folds or len(set(folds)) != len(folds):
+        raise StudyError(f"{where}: protocol.folds: distinct {what}, got {folds}")
     if not study.protocol.seeds:
         raise StudyError(f"{where}: protocol.seeds: needs at least one seed")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from benchmark import metrics
 from benchmark.data.batching import Batch, Collator, LengthBucketSampler, UtteranceDataset
-from benchmark.data.folds import VAL_STRATEGIES, Fold, loso_fold
+from benchmark.data.folds import VAL_STRATEGIES, Fold, split_fold
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.losses import (
     check_alpha,
@@ -168,6 +168,7 @@ class CellResult:
     device: str
     seconds: float
     classes: tuple[str, ...] = CLASSES
+    cross_corpus: dict[str, dict] = field(default_factory=dict)  # name -> {"test": metrics, "predictions": [...]}
 
     def summary(self) -> dict:
         """The JSON ``train-cell --json`` prints."""
@@ -185,6 +186,15 @@ class CellResult:
             "seconds": round(self.seconds, 2),
             "history": [asdict(h) for h in self.history],
             "spec": self.spec.to_dict(),
+            "cross_corpus": {
+                name: {
+                    "war": c["test"]["war"],
+                    "uar": c["test"]["uar"],
+                    "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in c["test"]["by_gender"].items()},
+                    "n": len(c["predictions"]),
+                }
+                for name, c in self.cross_corpus.items()
+            },
         }
 
 
@@ -228,23 +238,29 @@ def setup_model(spec: CellSpec) -> tuple[ClapModel, Collator]:
 
 def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
     """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
+    return {
+        name: make_loader(recs, spec, collator, pin_memory, train=name == "train")
+        for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test))
+    }
+
+
+def make_loader(
+    records: Sequence[Utterance], spec: CellSpec, collator: Collator, pin_memory: bool, *, train: bool
+) -> DataLoader:
+    """A length-bucketed loader: shuffled with random crops for training, ordered with centred crops otherwise."""
     cfg = spec.train
-    loaders = {}
-    for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test)):
-        train = name == "train"
-        ds = UtteranceDataset(recs, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
-        sampler = LengthBucketSampler(
-            [ds.seconds(i) for i in range(len(ds))], cfg.batch_size, shuffle=train, seed=spec.seed
-        )
-        loaders[name] = DataLoader(
-            ds,
-            batch_sampler=sampler,
-            collate_fn=collator,
-            num_workers=cfg.num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=cfg.num_workers > 0,
-        )
-    return loaders
+    ds = UtteranceDataset(records, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
+    sampler = LengthBucketSampler(
+        [ds.seconds(i) for i in range(len(ds))], cfg.batch_size, shuffle=train, seed=spec.seed
+    )
+    return DataLoader(
+        ds,
+        batch_sampler=sampler,
+        collate_fn=collator,
+        num_workers=cfg.num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=cfg.num_workers > 0,
+    )
 
 
 def loss_step(model: ClapModel, batch: Batch, spec: CellSpec) -> torch.Tensor:
@@ -340,6 +356,7 @@ def train_cell(
     *,
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    cross_corpus: Mapping[str, Sequence[Utterance]] | None = None,
 ) -> CellResult:
     """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
 
@@ -348,6 +365,7 @@ def train_cell(
         spec: the cell.
         progress: show tqdm progress bars (on stderr).
         on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
+        cross_corpus: other corpora (name -> records) the selected model is also scored on, whole.
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
@@ -356,7 +374,7 @@ def train_cell(
     seed_everything(spec.seed)
     cfg = spec.train
     device = resolve_device(cfg.device)
-    fold = loso_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
+    fold = split_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
     model, collator = setup_model(spec)
     model.to(device)
     loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda")
@@ -392,20 +410,31 @@ def train_cell(
             break
 
     model.load_state_dict(best_state)
-    index, y_true, y_pred = evaluate_split(model, loaders["test"], device, cfg.precision)
-    test_recs = [fold.test[i] for i in index]
-    genders = [r.gender for r in test_recs]
-    predictions = [
-        {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
-        for r, p in zip(test_recs, y_pred, strict=True)
-    ]
+    test, predictions = score(model, loaders["test"], device, cfg.precision)
+    cross = {}
+    for name, recs in (cross_corpus or {}).items():
+        loader = make_loader(recs, spec, collator, pin_memory=False, train=False)
+        cross[name] = dict(zip(("test", "predictions"), score(model, loader, device, cfg.precision), strict=True))
     return CellResult(
         spec=spec,
-        test=metrics.evaluate(y_true, y_pred, genders, CLASSES),
+        test=test,
         history=history,
         best_epoch=best_epoch,
-        predictions=sorted(predictions, key=lambda p: p["id"]),
+        predictions=predictions,
         sizes={"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
         device=str(device),
         seconds=time.perf_counter() - started,
+        cross_corpus=cross,
     )
+
+
+def score(model: ClapModel, loader: DataLoader, device: torch.device, precision: str) -> tuple[dict, list[dict]]:
+    """Metrics (overall and per gender) and per-utterance predictions, sorted by id, of a whole split."""
+    index, y_true, y_pred = evaluate_split(model, loader, device, precision)
+    recs = [loader.dataset.records[i] for i in index]
+    predictions = [
+        {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
+        for r, p in zip(recs, y_pred, strict=True)
+    ]
+    test = metrics.evaluate(y_true, y_pred, [r.gender for r in recs], CLASSES)
+    return test, sorted(predictions, key=lambda p: p["id"])

@@ -180,7 +180,9 @@ def test_other_rates_and_stereo_are_converted_and_noted_once(tree: BuiltTree, ca
 
     with pytest.warns(AudioConversionWarning) as record:
         code, out, _ = cli(capsys, "data", "summary", "--iemocap", tree.root, "--json")
-    assert code == 0 and json.loads(out) == tree.counts()  # usable: every utterance is kept
+    assert code == 0  # usable: every utterance is kept
+    summary = json.loads(out)
+    assert {key: summary[key] for key in tree.counts()} == tree.counts()
     (warning,) = record.list
     message = str(warning.message)
     rel = [str(tree.wav(u).relative_to(tree.root)) for u in kept]

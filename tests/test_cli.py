@@ -17,11 +17,23 @@ def test_data_summary_json_shape(capsys, small_corpus, small_records):
     code, out, _ = run(capsys, "data", "summary", "--iemocap", str(small_corpus), "--json")
     assert code == 0
     summary = json.loads(out)
-    assert set(summary) == {"total", "by_emotion", "by_session", "by_gender"}
+    assert list(summary) == ["total", "by_emotion", "by_session", "by_gender", "by_speaker", "dropped"]
     assert summary["total"] == len(small_records)
+    assert summary["by_speaker"] == {s: sum(r.speaker == s for r in small_records) for s in summary["by_speaker"]}
+    assert sum(summary["by_speaker"].values()) == summary["total"]
+    # the generated tree labels some utterances outside the 4 classes; they are counted, by label
+    assert summary["dropped"] and all(reason.startswith("label ") for reason in summary["dropped"])
     assert summary["by_gender"] == {g: sum(r.gender == g for r in small_records) for g in "FM"}
     assert list(summary["by_session"]) == ["1", "2", "3", "4", "5"]
     assert sum(summary["by_emotion"].values()) == summary["total"]
+
+
+def test_data_summary_of_a_named_corpus_has_the_shared_shape(capsys, small_corpus, small_records):
+    code, out, _ = run(capsys, "data", "summary", "--corpus", "iemocap", "--root", str(small_corpus), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert list(summary) == ["total", "by_emotion", "by_gender", "by_speaker", "dropped"]
+    assert summary["total"] == len(small_records)
 
 
 def test_data_summary_honours_iemocap_root_env(capsys, monkeypatch, small_corpus):

@@ -126,7 +126,7 @@ def test_bad_values_name_file_and_key(tmp_path, edit, message):
             r"method\.variants: unknown variant 'gemo'",
         ),
         ("folds = [1, 2, 3]", "folds = [1, 6]", r"protocol\.folds: distinct sessions in 1\.\.5"),
-        ('corpus = "embedded"', 'corpus = "ravdess"', r"data\.corpus: corpus must be one of"),
+        ('corpus = "embedded"', 'corpus = "savee"', r"data\.corpus: corpus must be one of"),
         ("size = 60", "size = 10", r"data\.size"),
         ('name = "t"', "", r"name: required"),
     ],

@@ -1,14 +1,21 @@
-"""Leave-one-session-out folds, with validation carved from the training sessions only."""
+"""Cross-validation folds for every corpus, with validation carved from the training speakers only.
+
+Each utterance has a test fold (:attr:`Utterance.test_fold`): its session on IEMOCAP and the embedded
+corpus (leave-one-session-out), the manifest's ``fold`` column where a manifest gives one, and otherwise a
+speaker-independent k-fold assignment (:func:`assign_folds`: speakers grouped, genders balanced, seeded).
+:func:`split_fold` then tests on one fold and trains on the others.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from benchmark.data.records import Utterance
 
@@ -18,53 +25,80 @@ VAL_STRATEGIES: tuple[str, ...] = ("stratified", "session")
 
 @dataclass(frozen=True)
 class Fold:
-    """One leave-one-session-out fold: ``test`` is one session; ``train`` and ``val`` come from the others."""
+    """One fold: ``test`` is one fold's utterances (a session on IEMOCAP); ``train`` and ``val`` the others'."""
 
-    test_session: int
+    test_fold: int
     train: tuple[Utterance, ...]
     val: tuple[Utterance, ...]
     test: tuple[Utterance, ...]
 
 
-def sessions_of(records: Sequence[Utterance]) -> list[int]:
-    return sorted({r.session for r in records})
+def folds_of(records: Sequence[Utterance]) -> list[int]:
+    """The test folds present in ``records`` (sessions where no fold is assigned)."""
+    return sorted({r.test_fold for r in records if r.test_fold is not None})
 
 
-def loso_fold(
+def assign_folds(records: Sequence[Utterance], k: int, seed: int = 0) -> list[Utterance]:
+    """Speaker-independent k-fold: every speaker's utterances in one fold, genders balanced across folds.
+
+    Uses scikit-learn's ``StratifiedGroupKFold`` (groups = speakers, strata = gender) shuffled with
+    ``seed``, so the same records, k and seed always give the same folds. Folds are numbered 1..k.
+
+    Raises:
+        ValueError: fewer speakers than folds.
+    """
+    if k < 2:
+        raise ValueError(f"k-fold needs k >= 2, got {k}")
+    speakers = sorted({r.speaker for r in records})
+    if len(speakers) < k:
+        raise ValueError(f"{len(speakers)} speakers cannot fill {k} speaker-independent folds; lower data.folds")
+    # sort first so the assignment does not depend on the order the reader listed files in
+    ordered = sorted(records, key=lambda r: r.id)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    fold_of: dict[str, int] = {}
+    genders = [r.gender for r in ordered]
+    groups = [r.speaker for r in ordered]
+    for number, (_, test_index) in enumerate(splitter.split(ordered, genders, groups), start=1):
+        for i in test_index:
+            fold_of[ordered[i].id] = number
+    return [dataclasses.replace(r, fold=fold_of[r.id]) for r in records]
+
+
+def split_fold(
     records: Sequence[Utterance],
-    test_session: int,
+    test_fold: int,
     *,
     val_fraction: float = 0.1,
     val_strategy: ValStrategy = "stratified",
     seed: int = 0,
 ) -> Fold:
-    """Split ``records`` for the fold that tests on ``test_session``.
+    """Split ``records`` for the fold that tests on ``test_fold`` (a session on IEMOCAP).
 
-    Validation never touches the test session (selecting epochs on the test fold is the best-known
-    flaw in published SER numbers):
+    Validation never touches the test fold (selecting epochs on the test fold is the best-known flaw in
+    published SER numbers):
 
-    - ``"stratified"`` (default): a seeded ``val_fraction`` of the training sessions, stratified by
+    - ``"stratified"`` (default): a seeded ``val_fraction`` of the training folds, stratified by
       emotion x gender, so validation has the same class and gender mix as training.
-    - ``"session"``: the whole next training session (cyclically after the test session) is validation,
-      which keeps validation speaker-independent; ``val_fraction`` is unused.
+    - ``"session"``: the whole next training fold (cyclically after the test fold; the next session on
+      IEMOCAP) is validation, which keeps validation speaker-independent; ``val_fraction`` is unused.
     """
-    sessions = sessions_of(records)
-    if test_session not in sessions:
-        raise ValueError(f"fold {test_session}: no session {test_session} in the data (sessions: {sessions})")
-    if len(sessions) < 2:
-        raise ValueError(f"leave-one-session-out needs at least 2 sessions, the data has {sessions}")
-    test = tuple(r for r in records if r.session == test_session)
-    rest = [r for r in records if r.session != test_session]
+    folds = folds_of(records)
+    if test_fold not in folds:
+        raise ValueError(f"fold {test_fold}: no fold {test_fold} in the data (folds: {folds})")
+    if len(folds) < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, the data has {folds}")
+    test = tuple(r for r in records if r.test_fold == test_fold)
+    rest = [r for r in records if r.test_fold != test_fold]
     if val_strategy == "session":
-        later = [s for s in sessions if s > test_session] or sessions
-        val_session = next(s for s in later if s != test_session)
-        train = tuple(r for r in rest if r.session != val_session)
-        val = tuple(r for r in rest if r.session == val_session)
+        later = [s for s in folds if s > test_fold] or folds
+        val_fold = next(s for s in later if s != test_fold)
+        train = tuple(r for r in rest if r.test_fold != val_fold)
+        val = tuple(r for r in rest if r.test_fold == val_fold)
     elif val_strategy == "stratified":
         train, val = _stratified_split(rest, val_fraction, seed)
     else:
         raise ValueError(f"val_strategy must be one of {VAL_STRATEGIES}, got {val_strategy!r}")
-    return Fold(test_session=test_session, train=train, val=val, test=test)
+    return Fold(test_fold=test_fold, train=train, val=val, test=test)
 
 
 def _stratified_split(

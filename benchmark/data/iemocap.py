@@ -15,6 +15,7 @@ comes from, so that a broken download fails loudly instead of silently shifting 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -26,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.audio import AudioConversionWarning, AudioError, AudioInfo, audio_info
+from benchmark.data.corpus import (
+    DUPLICATE,
+    CorpusReading,
+    Entry,
+    Listing,
+    check_class_map,
+    find_duplicates,
+    label_reason,
+    read_corpus,
+)
 from benchmark.data.records import CLASSES, DEFAULT_CLASS_MAP, GENDERS, SAMPLE_RATE, Utterance
 
 SESSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -35,6 +46,21 @@ SYNTHETIC_MARKER = "GEMO_SYNTHETIC.json"
 
 # Every label the consensus lines of the release use; anything else means a corrupt or foreign file.
 RAW_LABELS: frozenset[str] = frozenset({"neu", "hap", "exc", "ang", "sad", "fru", "sur", "fea", "dis", "oth", "xxx"})
+
+# What each raw label means (the release's own words).
+LABEL_WORDS: Mapping[str, str] = {
+    "neu": "neutral",
+    "hap": "happiness",
+    "exc": "excitement",
+    "ang": "anger",
+    "sad": "sadness",
+    "fru": "frustration",
+    "sur": "surprise",
+    "fea": "fear",
+    "dis": "disgust",
+    "oth": "other",
+    "xxx": "no agreement",
+}
 
 # The 4-class counts of the full release (DEFAULT_CLASS_MAP), as the literature reports them.
 EXPECTED_COUNTS: Mapping[str, Any] = {
@@ -422,6 +448,75 @@ def _warn_on_conversions(root: Path, infos: Sequence[AudioInfo]) -> None:
         warnings.warn(
             f"{root}: " + "; ".join(parts) + "; loading converts them each time", AudioConversionWarning, stacklevel=3
         )
+
+
+class IemocapReader:
+    """The corpus interface over :func:`read_iemocap` (also reads the embedded corpus, named ``embedded``).
+
+    With ``unreadable="error"`` (the default) it keeps :func:`read_iemocap`'s strict checks: every missing
+    WAV reported at once, the release's counts checked; with ``"drop"`` unreadable files are listed and
+    left out through :func:`benchmark.data.corpus.read_corpus`.
+    """
+
+    labels = LABEL_WORDS
+    class_map = DEFAULT_CLASS_MAP
+    root_env = ROOT_ENV
+    has_sessions = True
+
+    def __init__(self, name: str = "iemocap", title: str = "IEMOCAP") -> None:
+        self.name, self.title = name, title
+
+    def list(self, root: Path) -> Listing:
+        entries = []
+        session_dirs = _session_dirs(resolve_root(root), None)
+        for session, line in _labelled_utterances(session_dirs):
+            match = _id_match(line.utt_id)
+            entries.append(
+                Entry(
+                    id=line.utt_id,
+                    path=_wav_path(session_dirs[session], line.utt_id),
+                    speaker=f"Ses{session:02d}{match['gender']}",
+                    gender=match["gender"],
+                    label=line.label,
+                    session=session,
+                    dialog=match["dialog"],
+                )
+            )
+        return Listing(entries)
+
+    def read(
+        self,
+        root: Path,
+        *,
+        class_map: Mapping[str, str] | None = None,
+        keep_other: bool = False,
+        unreadable: str = "error",
+    ) -> CorpusReading:
+        class_map = dict(DEFAULT_CLASS_MAP if class_map is None else class_map)
+        if unreadable != "error":
+            reading = read_corpus(self, root, class_map=class_map, keep_other=keep_other, unreadable=unreadable)
+            return dataclasses.replace(reading, records=tuple(self._named(r) for r in reading.records))
+        check_class_map(self, class_map)
+        listing = self.list(root)
+        dropped = Counter(label_reason(self, e.label) for e in listing.entries if e.label not in class_map)
+        if keep_other:
+            class_map |= {label: word for label, word in LABEL_WORDS.items() if label not in class_map}
+            dropped.clear()
+        records = read_iemocap(root, class_map)
+        duplicates = find_duplicates([r.path for r in records])
+        gone = {dup for dup, _ in duplicates}
+        if duplicates:
+            dropped[DUPLICATE] = len(duplicates)
+        return CorpusReading(
+            corpus=self.name,
+            root=resolve_root(root),
+            records=tuple(self._named(r) for r in records if r.path not in gone),
+            dropped=dict(sorted(dropped.items())),
+            duplicates=tuple(duplicates),
+        )
+
+    def _named(self, record: Utterance) -> Utterance:
+        return record if record.corpus == self.name else dataclasses.replace(record, corpus=self.name)
 
 
 # --------------------------------------------------------------------------- counts and provenance

@@ -15,6 +15,15 @@ CLASS_WORDS: Mapping[str, str] = {"neu": "neutral", "hap": "happy", "ang": "angr
 GENDERS: tuple[str, ...] = ("F", "M")
 GENDER_WORDS: Mapping[str, str] = {"F": "female", "M": "male"}
 
+# Class words and the synonyms corpora and manifests use for them -> class code.
+CLASS_ALIASES: Mapping[str, str] = {
+    **{code: code for code in CLASSES},
+    **{word: code for code, word in CLASS_WORDS.items()},
+    "happiness": "hap",
+    "anger": "ang",
+    "sadness": "sad",
+}
+
 # Raw IEMOCAP label -> class code. Labels absent from the map (fru, sur, fea, dis, oth, xxx) are dropped.
 DEFAULT_CLASS_MAP: Mapping[str, str] = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": "sad"}
 
@@ -24,23 +33,36 @@ class Utterance:
     """One labelled utterance of a corpus.
 
     Attributes:
-        id: the corpus's utterance id (``Ses01F_impro01_M000``).
-        path: the WAV file.
-        session: recording session (1..5 for IEMOCAP).
-        dialog: dialog the utterance belongs to (``Ses01F_impro01``).
-        speaker: speaker id (``Ses01M``: session and the speaker's gender).
+        id: the corpus's utterance id (``Ses01F_impro01_M000``, ``03-01-05-01-02-01-12``).
+        path: the audio file.
+        session: recording session (1..5 for IEMOCAP); None for corpora without sessions.
+        dialog: dialog the utterance belongs to (``Ses01F_impro01``); empty for corpora without dialogs.
+        speaker: speaker id (``Ses01M`` on IEMOCAP: session and the speaker's gender; ``Actor_12``, ``1001``).
         gender: ``"F"`` or ``"M"``, the gender of the speaker of this utterance.
-        emotion: class code after the class map (``"hap"`` for a raw ``exc``).
+        emotion: class code after the class map (``"hap"`` for a raw ``exc``), or the native label when
+            other labels are kept on request.
         duration: seconds of audio.
-        raw_label: the label as the annotation file writes it.
+        raw_label: the label as the corpus writes it (``exc``, ``05``, ``ANG``, ``W``).
+        corpus: the reader that produced the record (``iemocap``, ``ravdess``, ...).
+        fold: the cross-validation fold the utterance is tested in; None means its session (IEMOCAP's
+            leave-one-session-out). Set by the manifest or by speaker-independent k-fold assignment.
+        extra: corpus-specific fields as ``(name, value)`` pairs (RAVDESS intensity, CREMA-D sentence, ...).
     """
 
     id: str
     path: Path
-    session: int
+    session: int | None
     dialog: str
     speaker: str
     gender: str
     emotion: str
     duration: float
     raw_label: str
+    corpus: str = "iemocap"
+    fold: int | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def test_fold(self) -> int | None:
+        """The fold that tests this utterance: its assigned fold, else its session."""
+        return self.fold if self.fold is not None else self.session

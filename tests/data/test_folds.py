@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data.folds import loso_fold
+from benchmark.data.folds import split_fold
 from benchmark.data.records import CLASSES, Utterance
 
 
@@ -23,7 +23,7 @@ def corpus(per_session=80):
 @pytest.mark.parametrize("test_session", [1, 3, 5])
 def test_stratified_validation_never_touches_the_test_session(test_session):
     recs = corpus()
-    fold = loso_fold(recs, test_session, val_fraction=0.1, seed=0)
+    fold = split_fold(recs, test_session, val_fraction=0.1, seed=0)
     assert {r.session for r in fold.test} == {test_session}
     assert test_session not in {r.session for r in fold.train + fold.val}
     ids = [r.id for r in fold.train + fold.val + fold.test]
@@ -36,28 +36,28 @@ def test_stratified_validation_never_touches_the_test_session(test_session):
 
 def test_stratified_split_is_seeded():
     recs = corpus()
-    a = loso_fold(recs, 2, seed=0)
-    b = loso_fold(recs, 2, seed=0)
-    c = loso_fold(recs, 2, seed=1)
+    a = split_fold(recs, 2, seed=0)
+    b = split_fold(recs, 2, seed=0)
+    c = split_fold(recs, 2, seed=1)
     assert [r.id for r in a.val] == [r.id for r in b.val]
     assert [r.id for r in a.val] != [r.id for r in c.val]
 
 
 def test_session_validation_holds_out_the_next_training_session():
     recs = corpus()
-    fold = loso_fold(recs, 5, val_strategy="session")
+    fold = split_fold(recs, 5, val_strategy="session")
     assert {r.session for r in fold.val} == {1}
     assert {r.session for r in fold.train} == {2, 3, 4}
-    assert {r.session for r in loso_fold(recs, 2, val_strategy="session").val} == {3}
+    assert {r.session for r in split_fold(recs, 2, val_strategy="session").val} == {3}
 
 
 def test_bad_fold_arguments():
     recs = corpus()
-    with pytest.raises(ValueError, match="no session 7"):
-        loso_fold(recs, 7)
+    with pytest.raises(ValueError, match="no fold 7"):
+        split_fold(recs, 7)
     with pytest.raises(ValueError, match="val_fraction"):
-        loso_fold(recs, 1, val_fraction=1.5)
+        split_fold(recs, 1, val_fraction=1.5)
     with pytest.raises(ValueError, match="cannot hold all 8 emotion x gender groups"):
-        loso_fold(corpus(per_session=10), 1, val_fraction=0.1)
+        split_fold(corpus(per_session=10), 1, val_fraction=0.1)
     with pytest.raises(ValueError, match="val_strategy"):
-        loso_fold(recs, 1, val_strategy="test")
+        split_fold(recs, 1, val_strategy="test")
