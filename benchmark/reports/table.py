@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import provenance
+from benchmark.data.sources import READERS
 from benchmark.faults import checkpoint
 from benchmark.reports.plots import plt
 from benchmark.tracking import RunRecord, Tracker
@@ -186,7 +187,8 @@ def figure(table: pd.DataFrame, title: str, path: Path) -> Path:
 
 def describe_source(cells: pd.DataFrame) -> dict[str, str]:
     sources = sorted(set(cells["data_source"]))
-    data = {"embedded": "embedded corpus (generated, IEMOCAP format)", "iemocap": "IEMOCAP"}
+    data = {name: reader.title for name, reader in READERS.items()}
+    data["embedded"] = "embedded corpus (generated, IEMOCAP format)"
     fps = ", ".join(sorted(set(cells["data_fingerprint"])))
     weights = "; ".join(sorted(set(cells["weights"])))
     shas = sorted(set(cells["git_sha"]))
