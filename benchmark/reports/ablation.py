@@ -77,21 +77,17 @@ class RunConfusions:
         self.strata = preds.speaker_gender
         self.missing = preds.missing
 
-    def pooled(self, config: str, keys: set[tuple[int, int]]) -> np.ndarray | None:
-        """``[S, K, K]`` counts of ``config``'s runs whose (fold, seed) is in ``keys``; None if none logged any."""
-        f = self.cells.frame
-        rows = f[(f["config"] == config)]
+    def pooled(self, config: str, keys: set[tuple[int, int]] | None = None) -> np.ndarray | None:
+        """``[S, K, K]`` counts of ``config``'s runs (those whose (fold, seed) is in ``keys``, if given).
+
+        None when none of them logged predictions.
+        """
         idx = [
-            self.run_index[r]
-            for r, fo, se in zip(rows["run_id"], rows["fold"], rows["seed"], strict=True)
-            if (fo, se) in keys and r in self.run_index
+            self.run_index[run_id]
+            for run_id, fold, seed in self.cells.members(config)
+            if (keys is None or (fold, seed) in keys) and run_id in self.run_index
         ]
         return self.counts[idx].sum(axis=0) if idx else None
-
-
-def fold_seed_keys(cells: Cells, config: str) -> set[tuple[int, int]]:
-    rows = cells.frame[cells.frame["config"] == config]
-    return set(zip(rows["fold"], rows["seed"], strict=True))
 
 
 def compare(
@@ -105,14 +101,12 @@ def compare(
     seed: int = stats.DEFAULT_SEED,
 ) -> Comparison:
     """Paired tests over matched folds and a paired speaker bootstrap of ``config − baseline``."""
-    folds = cells.per_fold([f"test_{metric}"])
-    a = folds[folds["config"] == config].set_index("fold")[f"test_{metric}"].dropna()
-    b = folds[folds["config"] == baseline].set_index("fold")[f"test_{metric}"].dropna()
+    a, b = cells.fold_values(config, f"test_{metric}"), cells.fold_values(baseline, f"test_{metric}")
     common = sorted(set(a.index) & set(b.index))
     test = stats.paired_tests(a.loc[common].to_numpy(), b.loc[common].to_numpy())
     boot = None
     if confusions is not None:
-        keys = fold_seed_keys(cells, config) & fold_seed_keys(cells, baseline)
+        keys = cells.fold_seed_keys(config) & cells.fold_seed_keys(baseline)
         ca, cb = confusions.pooled(config, keys), confusions.pooled(baseline, keys)
         if ca is not None and cb is not None:
             f = stats.METRICS[metric]

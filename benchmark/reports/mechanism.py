@@ -113,10 +113,7 @@ class Contrast:
 
 
 def _fold_gains(cells: Cells, config: str, baseline: str, metric: str) -> pd.Series:
-    folds = cells.per_fold([f"test_{metric}"])
-    a = folds[folds["config"] == config].set_index("fold")[f"test_{metric}"]
-    b = folds[folds["config"] == baseline].set_index("fold")[f"test_{metric}"]
-    return (a - b).dropna()
+    return (cells.fold_values(config, f"test_{metric}") - cells.fold_values(baseline, f"test_{metric}")).dropna()
 
 
 def contrasts(

@@ -21,6 +21,7 @@ thousands of replicates cost milliseconds. Intervals are percentile intervals.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -178,10 +179,17 @@ def cluster_bootstrap(
         strata: the stratum (gender) of each of the S speakers.
         seed: the bootstrap's own generator seed; the same seed gives the same interval.
     """
-    rng = np.random.default_rng(seed)
     estimate = float(statistic(np.ones((1, len(strata))))[0])
-    reps = statistic(resample_speakers(strata, n_boot, rng))
+    reps = statistic(_weights(tuple(np.asarray(strata).tolist()), n_boot, seed))
     return _interval(estimate, reps, level)
+
+
+@functools.lru_cache(maxsize=8)
+def _weights(strata: tuple, n_boot: int, seed: int) -> np.ndarray:
+    # every interval of a report resamples the same speakers with the same seed: draw them once
+    weights = resample_speakers(strata, n_boot, np.random.default_rng(seed))
+    weights.setflags(write=False)
+    return weights
 
 
 def _interval(estimate: float, reps: np.ndarray, level: float) -> Interval:
