@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="reports", help="reports folder (default reports/)")
         _add_boot_args(p)
         p.set_defaults(func=cmd_report_more, kind=name)
+    every = report.add_parser(
+        "all", help="every report that applies: table, ablation, bias, cross-corpus, mechanism (with a _control twin)"
+    )
+    every.add_argument("study", help="study file (studies/*.toml)")
+    every.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    _add_boot_args(every)
+    every.set_defaults(func=cmd_report_all)
     mech = report.add_parser(
         "mechanism", help="gain of the gender-aware variants on the embedded corpus vs its control twin"
     )
@@ -306,6 +313,41 @@ def cmd_report_more(args: argparse.Namespace) -> int:
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
     print(f"page: {report.page}")
+    return 0
+
+
+def cmd_report_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark import provenance
+    from benchmark.reports import ablation, bias, cross_corpus, mechanism
+    from benchmark.reports.table import write_table_report
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker, resolve_uri
+
+    study = load_study(args.study)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    tags = {**provenance.tags(), "gemo.study": study.name}
+    common = {"encoders": study.encoders.audio, "study_tags": tags, "n_boot": args.n_boot, "seed": args.boot_seed}
+    out = Path(args.out)
+    table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
+    written = [table.markdown]
+    written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
+    written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
+    try:
+        written.append(cross_corpus.write_cross_corpus_report(tracker, study.name, out, **common).markdown)
+    except cross_corpus.NoCrossCorpusError as exc:
+        print(f"cross-corpus: skipped ({exc})")
+    twin = Path(args.study).with_name(Path(args.study).stem + "_control.toml")
+    if twin.exists():
+        control = load_study(twin)
+        mechanism.check_pair(study, control)
+        ctrl_tracker = Tracker(resolve_uri(control.tracking.uri), control.experiment_name)
+        report = mechanism.write_mechanism_report(tracker, ctrl_tracker, study.name, control.name, out, **common)
+        written.append(report.markdown)
+    page = out / study.name / "index.html"  # rebuilt by each report after the table, so it holds them all
+    print("wrote " + ", ".join(str(p) for p in written))
+    print(f"page: {page}")
     return 0
 
 

@@ -25,9 +25,11 @@ import pandas as pd
 
 from benchmark.reports import stats
 from benchmark.reports.common import (
+    PARAM_NAMES,
     Cells,
     Predictions,
     ReportFolder,
+    error_bars,
     header,
     header_lines,
     load_cells,
@@ -256,12 +258,13 @@ def alpha_figure(cells: Cells, summary: pd.DataFrame, title: str):
         base = sub[sub["variant"] == "emo-clap"]
         for i, metric in enumerate(("uar", "war")):
             ax = axes[i, j]
-            for _, b in base.iterrows():
+            for m, (_, b) in enumerate(base.iterrows()):
                 mean, std = 100 * b[f"test_{metric}_mean"], 100 * b[f"test_{metric}_std"]
                 ax.axhspan(mean - std, mean + std, color="grey", alpha=0.15)
                 ax.axhline(mean, color="grey", ls="--", lw=1.2)
+                marker = "sD^v<>"[m % 6]  # one marker per Emo-CLAP setting (e.g. per temperature)
                 ax.errorbar(
-                    [1.0], [mean], yerr=[std], marker="s", color="black", capsize=3, label=f"{b['label']} (± std)"
+                    [1.0], [mean], yerr=[std], marker=marker, color="black", capsize=3, label=f"{b['label']} (± std)"
                 )
             groups = sub[sub["variant"] != "emo-clap"].groupby(["variant", *cells.extras], sort=False)
             for k, (key, g) in enumerate(groups):
@@ -269,7 +272,9 @@ def alpha_figure(cells: Cells, summary: pd.DataFrame, title: str):
                 g = g.sort_values("alpha")
                 color = colors[k % len(colors)]
                 extras = dict(zip(cells.extras, key[1:], strict=True))
-                label = VARIANT_NAMES.get(key[0], key[0]) + "".join(f" {x}={v}" for x, v in extras.items())
+                label = VARIANT_NAMES.get(key[0], key[0]) + "".join(
+                    f" {PARAM_NAMES.get(x, x)}={v}" for x, v in extras.items()
+                )
                 x, mean = g["alpha"].to_numpy(), 100 * g[f"test_{metric}_mean"].to_numpy()
                 ax.errorbar(
                     x, mean, yerr=100 * g[f"test_{metric}_std"], marker="o", capsize=3, color=color, label=label
@@ -313,7 +318,7 @@ def forest_figure(comps: Sequence[Comparison], labels: Mapping[str, str], title:
                 ax.errorbar(
                     100 * c.boot.estimate,
                     yi,
-                    xerr=[[100 * (c.boot.estimate - c.boot.low)], [100 * (c.boot.high - c.boot.estimate)]],
+                    xerr=100 * error_bars(c.boot.estimate, c.boot.low, c.boot.high),
                     fmt="o",
                     color=color,
                     capsize=3,

@@ -10,9 +10,10 @@ folds, with parent runs, ``predictions.csv`` of a whole IEMOCAP session per run 
 minutes and is done once; the timings are of the reports only.
 
 Each report is timed in this process (imports done, as in a long session) and as the ``gemo-bench report``
-command in a fresh process (imports included). Beside them, side by side, the bulk reads the reports use
-are compared with the per-run calls they replace (``get_run`` and ``download_artifacts`` per run), on a
-sample of runs, as a ratio.
+command in a fresh process (imports included), in wall-clock and CPU seconds: on a shared machine the CPU
+time is the figure an idle machine would show as wall time. ``imports`` is the command's start-up alone.
+Beside them, side by side, the bulk reads the reports use are compared with the per-run calls they replace
+(``get_run`` and ``download_artifacts`` per run), on a sample of runs, as a ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,9 @@ from benchmark.reports import ablation, bias, cross_corpus, mechanism
 from benchmark.reports.common import load_cells, load_predictions
 from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
+
+# MLflow draws a progress bar per download; the per-run comparison below makes a hundred of them
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ENCODERS = ("tiny-wavlm", "tiny-hubert", "tiny-wav2vec2", "tiny-data2vec")
 STUDY, CONTROL = "bench_reports", "bench_reports_control"
@@ -82,12 +87,31 @@ def populate(store: Path, per_speaker: int) -> None:
 
 
 def timed(fn, repeat: int) -> float:
-    times = []
+    """Median wall-clock seconds of ``repeat`` calls."""
+    return timed_both(fn, repeat)[0]
+
+
+def timed_both(fn, repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``repeat`` calls. CPU time is what wall time would be on an idle machine
+    for this single-threaded work, so it is the figure to compare when the machine is shared."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def run_command(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall, CPU of the child) seconds of a command in a fresh process, imports included."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,28 +163,37 @@ def main(argv: list[str] | None = None) -> int:
             files[name].write_text(
                 STUDY_FILE.format(name=name, control=control_flag, encoders=json.dumps(list(ENCODERS)), uri=uri)
             )
+        imports = [sys.executable, "-c", "import benchmark.cli, benchmark.studies, benchmark.reports.bias"]
+        results["imports"] = dict(zip(("command wall (s)", "command CPU (s)"), run_command(imports)[:2], strict=True))
         for name, fn in reports.items():
-            warm = timed(fn, args.repeat)
+            wall, cpu = timed_both(fn, args.repeat)
             cmd = [sys.executable, "-m", "benchmark.cli", "report", name, str(files[STUDY]), "--out", str(out)]
             if name == "mechanism":
                 cmd = [*cmd[:6], "--control", str(files[CONTROL]), *cmd[6:]]
-            started = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-            cold = time.perf_counter() - started
+            cwall, ccpu, proc = run_command(cmd)
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1
-            results[name] = {"in-process (s)": warm, "command (s)": cold}
+            results[name] = {
+                "in-process wall (s)": wall,
+                "in-process CPU (s)": cpu,
+                "command wall (s)": cwall,
+                "command CPU (s)": ccpu,
+            }
 
-    print(f"\n{'report':<14} {'in-process (s)':>15} {'command (s)':>12}")
-    for name in reports:
-        r = results[name]
-        print(f"{name:<14} {r['in-process (s)']:>15.2f} {r['command (s)']:>12.2f}")
+    cols = ("in-process wall (s)", "in-process CPU (s)", "command wall (s)", "command CPU (s)")
+    print(f"\n{'':<14}" + "".join(f"{c:>21}" for c in cols))
+    for name in [*reports, "imports"]:
+        print(
+            f"{name:<14}" + "".join(f"{results[name][c]:>21.2f}" if c in results[name] else f"{'':>21}" for c in cols)
+        )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for k, v in results["bulk vs per-run"].items():
         print(f"{k}: {v:.0f}x")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         record = {
+            "load_average": os.getloadavg()[0],
             "runs_per_study": len(runs),
             "predictions_per_study": len(preds.y_true),
             "cpu_count": os.cpu_count(),

@@ -39,6 +39,7 @@ from benchmark.reports.common import (
     Cells,
     ReportFolder,
     class_names,
+    error_bars,
     header,
     header_lines,
     load_cells,
@@ -261,10 +262,8 @@ def gap_figure(frame: pd.DataFrame, labels: Sequence[str], title: str):
     y = np.arange(n)[::-1]
     for ax, metric in zip(axes, ("uar", "war"), strict=True):
         est = 100 * frame[f"gap_{metric}"].to_numpy(dtype=float)
-        low = 100 * frame[f"gap_{metric}_low"].to_numpy(dtype=float)
-        high = 100 * frame[f"gap_{metric}_high"].to_numpy(dtype=float)
-        err = np.vstack([est - low, high - est])
-        ax.errorbar(est, y, xerr=np.where(np.isfinite(err), err, 0), fmt="o", capsize=3, color="tab:purple")
+        err = 100 * error_bars(est / 100, frame[f"gap_{metric}_low"], frame[f"gap_{metric}_high"])
+        ax.errorbar(est, y, xerr=err, fmt="o", capsize=3, color="tab:purple")
         folds = 100 * frame[f"gap_{metric}_folds"].to_numpy(dtype=float)
         ax.plot(folds, y, "D", mfc="none", color="tab:purple", ms=6)
         ax.axvline(0, color="black", lw=0.8)

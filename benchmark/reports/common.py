@@ -404,5 +404,16 @@ def suptitle(fig, text: str, width_chars: int | None = None) -> None:
     fig.suptitle("\n".join(lines), fontsize=9)
 
 
+def error_bars(estimate, low, high) -> np.ndarray:
+    """``[2, n]`` distances from the estimate to the interval ends, for errorbar(); 0 where unknown.
+
+    A percentile interval need not contain the estimate (few speakers, a nonlinear statistic such as UAR);
+    the bar then stops at the estimate rather than pointing backwards.
+    """
+    est, lo, hi = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (estimate, low, high))
+    err = np.vstack([est - lo, hi - est])
+    return np.clip(np.where(np.isfinite(err), err, 0.0), 0.0, None)
+
+
 def class_names() -> list[str]:
     return [CLASS_WORDS[c] for c in CLASSES]

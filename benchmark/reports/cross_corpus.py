@@ -30,6 +30,7 @@ from benchmark.reports.common import (
     Cells,
     NoRunsError,
     ReportFolder,
+    error_bars,
     header,
     header_lines,
     load_cells,
@@ -249,13 +250,8 @@ def figure(frame: pd.DataFrame, corpora: Sequence[str], in_name: str, title: str
             pos = x - 0.4 + width * (k + 0.5)
             axes[0, j].bar(pos, 100 * r["uar_mean"], width, yerr=100 * r["uar_std"].fillna(0), capsize=2, label=label)
             est = 100 * r["gap_uar"].to_numpy(dtype=float)
-            err = np.vstack(
-                [
-                    est - 100 * r["gap_uar_low"].to_numpy(dtype=float),
-                    100 * r["gap_uar_high"].to_numpy(dtype=float) - est,
-                ]
-            )
-            axes[1, j].errorbar(pos, est, yerr=np.where(np.isfinite(err), err, 0), fmt="o", capsize=3)
+            err = 100 * error_bars(r["gap_uar"], r["gap_uar_low"], r["gap_uar_high"])
+            axes[1, j].errorbar(pos, est, yerr=err, fmt="o", capsize=3)
         for ax in axes[:, j]:
             ax.set_xticks(x, names, fontsize=8)
             ax.set_xlabel("evaluation corpus")

@@ -28,6 +28,7 @@ from benchmark.reports.ablation import METRICS, Comparison, RunConfusions, all_c
 from benchmark.reports.common import (
     Cells,
     ReportFolder,
+    error_bars,
     header,
     header_lines,
     load_cells,
@@ -261,7 +262,7 @@ def figure(result: Sequence[Contrast], title: str):
                 ax.errorbar(
                     100 * b.estimate,
                     yi + offset,
-                    xerr=[[100 * (b.estimate - b.low)], [100 * (b.high - b.estimate)]],
+                    xerr=100 * error_bars(b.estimate, b.low, b.high),
                     fmt="o",
                     color=color,
                     capsize=3,
@@ -271,11 +272,11 @@ def figure(result: Sequence[Contrast], title: str):
         ax.set_xlabel(f"{metric.upper()} gain over Emo-CLAP (percentage points)")
         ax.set_title(f"{metric.upper()}: pooled gain, 95 % speaker bootstrap", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-        handles, names = ax.get_legend_handles_labels()
-        unique = dict(zip(names, handles, strict=True))
-        ax.legend(unique.values(), [f"{n} corpus" for n in unique], fontsize=8, loc="best")
     axes[0, 0].set_yticks(y, labels, fontsize=8)
     axes[0, 0].set_ylim(-0.7, len(labels) - 0.3)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))
+    fig.legend(unique.values(), [f"{n} corpus" for n in unique], loc="outside lower center", ncols=2, fontsize=8)
     suptitle(fig, title)
     return fig
 
