@@ -165,7 +165,6 @@ def sentence(c: Comparison, labels: Mapping[str, str]) -> str:
 
 
 def markdown(
-    cells: Cells,
     summary: pd.DataFrame,
     comps: Sequence[Comparison],
     head: Mapping[str, str],
@@ -232,8 +231,15 @@ def markdown(
     if not comps:
         lines += ["No gender-aware configuration has an Emo-CLAP baseline to compare with.", ""]
     elif sig:
+        encoder = dict(zip(summary["config"], summary["encoder"], strict=True))
+        strict = ALPHA_LEVEL / max(n_tests, 1)
         lines += [f"{len(sig)} of {len(comps)} comparisons are significant:", ""]
-        lines += [f"- {labels[c.config]} ({c.metric.upper()} {signed(c.test.mean_diff)})" for c in sig] + [""]
+        lines += [
+            f"- {encoder[c.config]}: {labels[c.config]} ({c.metric.upper()} {signed(c.test.mean_diff)}, "
+            f"paired t p = {pval(c.test.p_t)}"
+            + ("; also below the Bonferroni threshold)" if c.test.p_t < strict else ")")
+            for c in sig
+        ] + [""]
     else:
         lines += [f"None of the {len(comps)} comparisons is significant.", ""]
     lines += [f"![{name}]({name})" for name in figures]
@@ -398,7 +404,7 @@ def write_ablation_report(
     if comps:
         labels_enc = {c: f"{summary.set_index('config').loc[c, 'encoder']}: {labels[c]}" for c in labels}
         figs.append(folder.figure("ablation_diff.png", forest_figure(comps, labels_enc, subtitle)))
-    text = markdown(cells, summary, comps, head, n_boot, seed, len(preds.missing), [p.name for p in figs])
+    text = markdown(summary, comps, head, n_boot, seed, len(preds.missing), [p.name for p in figs])
     md = folder.text("ablation.md", text)
     csv = folder.csv("ablation.csv", comparison_frame(summary, comps))
     page = folder.publish(tracker, study_tags)

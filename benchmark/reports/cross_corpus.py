@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def figure(frame: pd.DataFrame, corpora: Sequence[str], in_name: str, title: str
     """Per encoder: UAR per corpus (bars per configuration, ± std over folds) and the F−M UAR gap (± 95 % CI)."""
     encoders = list(dict.fromkeys(frame["encoder"]))
     order = [IN_CORPUS, *corpora]
-    names = [f"{in_name}\n(test fold)", *[corpus_name(c) for c in corpora]]
+    names = ["\n".join(textwrap.wrap(in_name, 24)) + "\n(test fold)", *[corpus_name(c) for c in corpora]]
     fig, axes = plt.subplots(
         2, len(encoders), figsize=(max(7.5, 4.8 * len(encoders)), 7.2), dpi=80, squeeze=False, layout="constrained"
     )
@@ -258,6 +259,7 @@ def figure(frame: pd.DataFrame, corpora: Sequence[str], in_name: str, title: str
             ax.grid(axis="y", alpha=0.3)
         axes[0, j].axhline(25, color="black", lw=0.6, ls=":", label="chance (4 classes)")
         axes[0, j].set_ylabel("UAR (%), mean ± std over folds")
+        axes[0, j].set_ylim(0, 100)
         axes[0, j].set_title(f"{encoder}: UAR per corpus", fontsize=10)
         axes[0, j].legend(fontsize=7)
         axes[1, j].axhline(0, color="black", lw=0.8)
@@ -296,10 +298,7 @@ def write_cross_corpus_report(
         )
     frame = long_frame(cells, corpora)
     head = header(cells, tracker, f"{study_name}: cross-corpus — trained on one corpus, scored on others")
-    sources = set(cells.frame["data_source"])
-    in_name = (
-        "IEMOCAP" if sources == {"iemocap"} else ("the embedded corpus" if sources == {"embedded"} else "its corpus")
-    )
+    in_name = head["data"].split(" (fingerprint")[0]  # the training corpus, as the header names it
     out = ReportFolder(out_root, study_name)
     fig = out.figure(
         "cross_corpus.png", figure(frame, corpora, in_name, f"{study_name} — {head['data']}\n{head['weights']}")
