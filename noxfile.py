@@ -79,6 +79,22 @@ def reproduce_table(session: nox.Session) -> None:
 
 
 @nox.session
+def reports(session: nox.Session) -> None:
+    """Write every report of a study (default: the embedded table study) and its HTML page from logged runs."""
+    _install(session)
+    study = session.posargs[0] if session.posargs else "studies/paper_table_embedded.toml"
+    session.run("gemo-bench", "report", "all", study, *session.posargs[1:])
+    session.log(f"page: reports/{Path(study).stem}/index.html")
+
+
+@nox.session
+def bench_reports(session: nox.Session) -> None:
+    """Time every report on a simulated store of 1,000 fold runs (populated once into .gemo/bench-reports)."""
+    _install(session)
+    session.run("python", "-m", "benchmark.reports.bench_reports", *session.posargs)
+
+
+@nox.session
 def regression(session: nox.Session) -> None:
     """Run the CI subset afresh and compare every cell's WAR/UAR with reports/baselines/ci_subset.json."""
     _install(session)

@@ -63,6 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
     table.add_argument("--out", default="reports", help="reports folder (default reports/)")
     table.set_defaults(func=cmd_report_table)
+    for name, help_text in (
+        ("ablation", "every variant and alpha vs Emo-CLAP per encoder, paired tests and speaker-bootstrap CIs"),
+        ("bias", "per-gender WAR/UAR, F-M gap with CIs, per-gender confusions, fairlearn metrics"),
+        ("cross-corpus", "in-corpus test vs each evaluation corpus, per gender, from logged xc_ metrics"),
+    ):
+        p = report.add_parser(name, help=help_text)
+        p.add_argument("study", help="study file (studies/*.toml)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+        p.add_argument("--out", default="reports", help="reports folder (default reports/)")
+        _add_boot_args(p)
+        p.set_defaults(func=cmd_report_more, kind=name)
+    every = report.add_parser(
+        "all", help="every report that applies: table, ablation, bias, cross-corpus, mechanism (with a _control twin)"
+    )
+    every.add_argument("study", help="study file (studies/*.toml)")
+    every.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    _add_boot_args(every)
+    every.set_defaults(func=cmd_report_all)
+    mech = report.add_parser(
+        "mechanism", help="gain of the gender-aware variants on the embedded corpus vs its control twin"
+    )
+    mech.add_argument("study", help="study on the gender-relative embedded corpus (studies/mechanism.toml)")
+    mech.add_argument("--control", help="its control twin (default: <study>_control.toml beside it)")
+    mech.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    _add_boot_args(mech)
+    mech.set_defaults(func=cmd_report_mechanism)
 
     reg = sub.add_parser("regression", help="run a small study afresh and compare WAR/UAR with a baseline")
     reg.add_argument("study", help="study file (default CI subset: studies/ci_subset.toml)")
@@ -292,6 +318,104 @@ def cmd_report_table(args: argparse.Namespace) -> int:
     )
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, {report.png}")
+    return 0
+
+
+def _add_boot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamplings of speakers (default 2000)")
+    p.add_argument("--boot-seed", type=int, default=0, help="bootstrap generator seed (default 0)")
+
+
+def cmd_report_more(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark import provenance
+    from benchmark.reports import ablation, bias, cross_corpus
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker, resolve_uri
+
+    study = load_study(args.study, args.overrides)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    write = {
+        "ablation": ablation.write_ablation_report,
+        "bias": bias.write_bias_report,
+        "cross-corpus": cross_corpus.write_cross_corpus_report,
+    }[args.kind]
+    report = write(
+        tracker,
+        study.name,
+        Path(args.out),
+        encoders=study.encoders.audio,
+        study_tags={**provenance.tags(), "gemo.study": study.name},
+        n_boot=args.n_boot,
+        seed=args.boot_seed,
+    )
+    print(report.markdown.read_text())
+    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
+    print(f"page: {report.page}")
+    return 0
+
+
+def cmd_report_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark import provenance
+    from benchmark.reports import ablation, bias, cross_corpus, mechanism
+    from benchmark.reports.table import write_table_report
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker, resolve_uri
+
+    study = load_study(args.study)
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    tags = {**provenance.tags(), "gemo.study": study.name}
+    common = {"encoders": study.encoders.audio, "study_tags": tags, "n_boot": args.n_boot, "seed": args.boot_seed}
+    out = Path(args.out)
+    table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
+    written = [table.markdown]
+    written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
+    written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
+    try:
+        written.append(cross_corpus.write_cross_corpus_report(tracker, study.name, out, **common).markdown)
+    except cross_corpus.NoCrossCorpusError as exc:
+        print(f"cross-corpus: skipped ({exc})")
+    twin = Path(args.study).with_name(Path(args.study).stem + "_control.toml")
+    if twin.exists():
+        control = load_study(twin)
+        mechanism.check_pair(study, control)
+        ctrl_tracker = Tracker(resolve_uri(control.tracking.uri), control.experiment_name)
+        report = mechanism.write_mechanism_report(tracker, ctrl_tracker, study.name, control.name, out, **common)
+        written.append(report.markdown)
+    page = out / study.name / "index.html"  # rebuilt by each report after the table, so it holds them all
+    print("wrote " + ", ".join(str(p) for p in written))
+    print(f"page: {page}")
+    return 0
+
+
+def cmd_report_mechanism(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark import provenance
+    from benchmark.reports import mechanism
+    from benchmark.studies import load_study
+    from benchmark.tracking import Tracker, resolve_uri
+
+    control_path = Path(args.control or Path(args.study).with_name(Path(args.study).stem + "_control.toml"))
+    study, control = load_study(args.study), load_study(control_path)
+    mechanism.check_pair(study, control)
+    trackers = [Tracker(resolve_uri(s.tracking.uri), s.experiment_name) for s in (study, control)]
+    report = mechanism.write_mechanism_report(
+        *trackers,
+        study.name,
+        control.name,
+        Path(args.out),
+        encoders=study.encoders.audio,
+        study_tags={**provenance.tags(), "gemo.study": study.name},
+        n_boot=args.n_boot,
+        seed=args.boot_seed,
+    )
+    print(report.markdown.read_text())
+    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
+    print(f"page: {report.page}")
     return 0
 
 

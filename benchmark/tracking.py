@@ -14,17 +14,22 @@ the artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, ViewType
@@ -67,6 +72,7 @@ class RunRecord:
     metrics: Mapping[str, float]
     tags: Mapping[str, str]
     start_time: int
+    artifact_uri: str = ""
 
 
 class Tracker:
@@ -152,6 +158,45 @@ class Tracker:
             if parent.metrics.get("folds", 0.0) != done or parent.tags.get("gemo.folds_done", "0") != str(done):
                 out.append((parent.run_id, config_id))
         return out
+
+    def read_artifacts(self, runs: Iterable[RunRecord], path: str) -> dict[str, bytes]:
+        """The bytes of artifact ``path`` of each run that has it (``{run_id: bytes}``), in bulk.
+
+        Runs whose artifacts live on a local disk (the default SQLite store) are read in place, without a
+        query or a copy per run; other stores are downloaded by a small thread pool. A run without the
+        file is left out of the answer, so callers can name what is missing.
+        """
+        runs = list(runs)
+        out: dict[str, bytes] = {}
+        remote = []
+        for r in runs:
+            folder = _local_artifact_dir(r.artifact_uri)
+            if folder is None:
+                remote.append(r)
+                continue
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                out[r.run_id] = (folder / path).read_bytes()
+        if remote:
+            with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=8) as pool:
+                for run_id, data in pool.map(lambda r: (r.run_id, self._download(r.run_id, path, tmp)), remote):
+                    if data is not None:
+                        out[run_id] = data
+        return out
+
+    def _download(self, run_id: str, path: str, tmp: str) -> bytes | None:
+        dst = Path(tmp) / run_id
+        dst.mkdir()
+        try:
+            return Path(self.client.download_artifacts(run_id, path, str(dst))).read_bytes()
+        except (MlflowException, OSError):
+            return None
+
+    def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:
+        """Log the given files (not their folder's other files) under ``artifact_path`` in one upload."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in files:
+                shutil.copyfile(f, Path(tmp) / f.name)
+            self.client.log_artifacts(run_id, tmp, artifact_path)
 
     # ---- writing ---------------------------------------------------------------------------------------
 
@@ -284,6 +329,15 @@ def _param(v: Any) -> str:
     return text[:6000]
 
 
+def _local_artifact_dir(uri: str) -> Path | None:
+    """The folder of a run's artifacts when it is on a local disk (``file:`` URI or a bare path)."""
+    if uri.startswith("file:"):
+        return Path(url2pathname(urlsplit(uri).path))
+    if uri.startswith("/"):
+        return Path(uri)
+    return None
+
+
 def _record(run) -> RunRecord:
     return RunRecord(
         run_id=run.info.run_id,
@@ -292,4 +346,5 @@ def _record(run) -> RunRecord:
         metrics=dict(run.data.metrics),
         tags=dict(run.data.tags),
         start_time=run.info.start_time,
+        artifact_uri=run.info.artifact_uri or "",
     )
