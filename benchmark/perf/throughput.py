@@ -347,7 +347,7 @@ def format_report(result: dict) -> str:
         f"{result['variant']}, on {result['device']}",
         f"{d['pool_utterances']} utterances drawn from IEMOCAP's 4-class durations, cropped at {d['crop_seconds']:g} s: "
         f"{d['pool_audio_seconds']:.0f} s of audio per pass (mean {d['pool_mean_seconds']:.2f} s)",
-        f"model FLOPs: {result['flops']['per_audio_second'] / 1e9:.1f} GFLOP per audio-second (training, unpadded); "
+        f"model FLOPs: {result['flops']['per_audio_second'] / 1e9:.3g} GFLOP per audio-second (training, unpadded); "
         f"peak {_flops(result['peak_flops']['flops'])} ({result['peak_flops']['source']})",
         "",
         f"{'':14}{'naive loop':>16}{'suite step':>16}",

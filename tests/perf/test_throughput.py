@@ -76,6 +76,10 @@ def test_cpu_run_with_tiny_presets(tmp_path, capsys):
 
 
 @pytest.mark.gpu
+# seed_everything asks for deterministic algorithms with warn_only=True (as every cell does); on CUDA, kernels
+# without a deterministic version (embedding backward, memory-efficient attention backward) then warn
+@pytest.mark.filterwarnings("ignore:.*does not have a deterministic implementation:UserWarning")
+@pytest.mark.filterwarnings("ignore:Memory Efficient attention defaults to a non-deterministic:UserWarning")
 def test_cuda_run_with_the_base_preset(tmp_path, capsys):
     r, _ = bench(
         tmp_path,
@@ -84,7 +88,7 @@ def test_cuda_run_with_the_base_preset(tmp_path, capsys):
         *("--utterances", "128", "--warmup", "2"),
     )
     check_consistency(r)
-    assert r["device_type"] == "cuda" and "cuda" not in r["device"].lower()[:4]
+    assert r["device_type"] == "cuda" and not r["device"].startswith("cpu")
     assert r["weights"]["audio"] == "random-init (architecture of wavlm-base-plus)"
     assert r["naive"]["peak_memory_bytes"] > 0 and r["suite"]["peak_memory_bytes"] > 0
     assert 1e9 < r["flops"]["per_audio_second"] < 1e12
