@@ -102,6 +102,13 @@ def regression(session: nox.Session) -> None:
 
 
 @nox.session
+def throughput(session: nox.Session) -> None:
+    """Measure training throughput: a naive loop and the suite's step side by side (GPU when present)."""
+    _install(session)
+    session.run("gemo-bench", "bench", "throughput", *session.posargs)
+
+
+@nox.session
 def ui(session: nox.Session) -> None:
     """Serve the MLflow UI for the default store (./mlflow.db) on 127.0.0.1:5000."""
     _install(session)

@@ -99,7 +99,45 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--tolerance", type=float, help="absolute WAR/UAR tolerance to record with --update-baseline")
     reg.add_argument("--no-progress", action="store_true", help="hide progress bars")
     reg.set_defaults(func=cmd_regression)
+
+    bench = sub.add_parser("bench", help="performance measurements").add_subparsers(dest="bench_command", required=True)
+    tp = bench.add_parser(
+        "throughput",
+        help="training throughput: a naive loop and the suite's step side by side (random-init weights, real shapes)",
+    )
+    _add_throughput_args(tp)
+    tp.set_defaults(func=cmd_bench_throughput)
     return parser
+
+
+def _add_throughput_args(p: argparse.ArgumentParser) -> None:
+    from benchmark.models.attention import ATTENTION_KINDS
+    from benchmark.train import ML_MODES, PRECISIONS, VARIANTS
+
+    p.add_argument("--audio-encoder", help="audio preset (default: wavlm-base-plus on CUDA, tiny-wavlm on CPU)")
+    p.add_argument("--text-encoder", help="text preset (default: roberta-base on CUDA, tiny-roberta on CPU)")
+    p.add_argument("--variant", choices=VARIANTS, default="emo-clap")
+    p.add_argument("--alpha", type=float, help="alpha_e of the gender-aware variants (default 0.9)")
+    p.add_argument("--ml-mode", choices=ML_MODES, default="head")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--utterances", type=int, help="pool size of the timed pass (default 1024 on CUDA, 96 on CPU)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed batches per loop first (default 5)")
+    p.add_argument("--naive-batch", type=int, default=8, help="batch size of the naive loop (default 8)")
+    p.add_argument("--study", help="study whose training hours to estimate (default studies/paper_table.toml)")
+    p.add_argument("--max-seconds", type=float, help="crop length (default: the study's train.max_seconds)")
+    p.add_argument("--batch-size", type=int, default=64, help="suite: most utterances per batch (default 64)")
+    p.add_argument(
+        "--batch-seconds", type=float, default=320.0, help="suite: padded audio seconds per batch (default 320)"
+    )
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="suite: default bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--attention", choices=ATTENTION_KINDS, default="auto", help="suite: attention kernel")
+    p.add_argument("--compile", action="store_true", help="suite: torch.compile the audio encoder's layers")
+    p.add_argument("--grad-checkpointing", action="store_true", help="suite: activation checkpointing")
+    p.add_argument("--num-workers", type=int, help="suite: loader workers (default 4 on CUDA, 0 on CPU)")
+    p.add_argument("--proj-dim", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of the device for MFU (default: table / measured)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures, device and versions to this JSON file")
 
 
 def _add_synth_args(p: argparse.ArgumentParser) -> None:
@@ -186,7 +224,10 @@ def _add_cell_args(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = type(f.default)
-        t.add_argument(flag, type=kind, default=None, help=f"default {f.default}")
+        if kind is bool:  # --compile / --no-compile
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {f.default}")
+        else:
+            t.add_argument(flag, type=kind, default=None, help=f"default {f.default}")
 
 
 def cell_spec_from_args(args: argparse.Namespace, corpus: str):
@@ -474,6 +515,59 @@ def cmd_regression(args: argparse.Namespace) -> int:
     print(regression.format_table(comparison))
     print("If the change is intended: gemo-bench regression STUDY --update-baseline, and commit the baseline.")
     return 1
+
+
+def cmd_bench_throughput(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.perf.throughput import ThroughputConfig, format_report, run_throughput
+    from benchmark.studies import load_study
+    from benchmark.train import TrainConfig, resolve_device
+
+    cuda = resolve_device(args.device).type == "cuda"
+    study_path = args.study or "studies/paper_table.toml"
+    study = load_study(study_path) if args.study or Path(study_path).is_file() else None
+    crop = args.max_seconds or (study.train.get("max_seconds") if study else None) or TrainConfig.max_seconds
+    audio = args.audio_encoder or ("wavlm-base-plus" if cuda else "tiny-wavlm")
+    text = args.text_encoder or ("roberta-base" if cuda else "tiny-roberta")
+    if not cuda and args.audio_encoder is None:
+        print("no CUDA device: measuring the tiny presets (pass --audio-encoder/--text-encoder for others)")
+    train = TrainConfig(
+        batch_size=args.batch_size,
+        batch_seconds=args.batch_seconds,
+        max_seconds=crop,
+        device=args.device,
+        precision=args.precision,
+        attention=args.attention,
+        compile=args.compile,
+        grad_checkpointing=args.grad_checkpointing,
+        num_workers=(4 if cuda else 0) if args.num_workers is None else args.num_workers,
+    )
+    alpha = 1.0 if args.variant == "emo-clap" else (0.9 if args.alpha is None else args.alpha)
+    cfg = ThroughputConfig(
+        audio_encoder=audio,
+        text_encoder=text,
+        variant=args.variant,
+        alpha=alpha,
+        ml_mode=args.ml_mode,
+        utterances=args.utterances or (1024 if cuda else 96),
+        warmup=args.warmup,
+        naive_batch=args.naive_batch,
+        train=train,
+        proj_dim=args.proj_dim,
+        seed=args.seed,
+        peak_tflops=args.peak_tflops,
+    )
+    result = run_throughput(cfg, study)
+    print(format_report(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+        print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

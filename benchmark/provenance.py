@@ -39,7 +39,20 @@ def versions() -> dict[str, str]:
 def device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    model = cpu_model()
+    return f"cpu ({model + ', ' if model else ''}{platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``AMD EPYC 7763 64-Core Processor``) where the system tells it, else ``""``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def tags() -> dict[str, str]:

@@ -28,7 +28,8 @@ ml_mode = "head"                     # or "prompt"
 target_norm = "sum"                  # or "softmax"
 
 [model]                              # benchmark.models.clap.ClapConfig
-[train]                              # benchmark.train.TrainConfig; lr defaults by encoder (2e-5 / 3e-3)
+[train]                              # benchmark.train.TrainConfig; lr defaults by encoder (2e-5 / 3e-3);
+                                     # speed: batch_seconds, attention, compile, grad_checkpointing
 
 [protocol]
 folds = [1, 2, 3, 4, 5]
@@ -148,13 +149,13 @@ class Study:
 
 
 def cell_id(spec: CellSpec, data_fingerprint: str) -> str:
-    """Stable identity of a cell: its resolved config plus the data it runs on."""
-    return _digest({"cell": spec.to_dict(), "data": data_fingerprint})
+    """Stable identity of a cell: its resolved config (less speed-only options) plus the data it runs on."""
+    return _digest({"cell": spec.identity(), "data": data_fingerprint})
 
 
 def config_id(spec: CellSpec, data_fingerprint: str) -> str:
     """Identity of a configuration: the cell without its fold (the folds of one config share it)."""
-    d = spec.to_dict()
+    d = spec.identity()
     d.pop("fold")
     return _digest({"config": d, "data": data_fingerprint})
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from benchmark import metrics
-from benchmark.data.batching import Batch, Collator, LengthBucketSampler, UtteranceDataset
+from benchmark.data.batching import AudioBudgetSampler, Batch, Collator, LengthBucketSampler, UtteranceDataset
 from benchmark.data.folds import VAL_STRATEGIES, Fold, split_fold
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.losses import (
@@ -31,6 +31,7 @@ from benchmark.losses import (
     multitask_loss,
     soft_targets,
 )
+from benchmark.models.attention import ATTENTION_KINDS, set_attention
 from benchmark.models.clap import ClapConfig, ClapModel, ClapOutput, pair_logits
 from benchmark.models.encoders import load_audio_encoder, load_text_encoder
 from benchmark.seeding import seed_everything
@@ -40,6 +41,7 @@ VARIANTS: tuple[str, ...] = ("emo-clap", "sl-gemo-clap", "ml-gemo-clap")
 ML_MODES: tuple[str, ...] = ("head", "prompt")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+SPEED_OPTIONS: tuple[str, ...] = ("attention", "compile", "grad_checkpointing")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,17 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+        batch_seconds: when > 0, batches are formed by this budget of padded audio seconds over length buckets
+            (:class:`~benchmark.data.batching.AudioBudgetSampler`), with ``batch_size`` as the most utterances
+            per batch; 0 keeps batches of exactly ``batch_size``.
+        attention: audio-encoder attention kernel: ``auto`` (fused SDPA on CUDA, the library's default on CPU),
+            ``sdpa`` or ``eager`` (see :mod:`benchmark.models.attention`).
+        compile: ``torch.compile`` the audio encoder's transformer layers (pays off on GPUs over many steps).
+        grad_checkpointing: recompute the audio encoder's layer activations in backward (large encoders on
+            small GPUs: less memory, about a third more compute).
+
+    ``attention``, ``compile`` and ``grad_checkpointing`` change how fast a step runs, not what it computes
+    (up to float rounding), so they are not part of a cell's identity (:meth:`CellSpec.identity`).
     """
 
     epochs: int = 10
@@ -79,6 +92,10 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: str = "auto"
+    batch_seconds: float = 0.0
+    attention: str = "auto"
+    compile: bool = False
+    grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -92,6 +109,9 @@ class TrainConfig:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.early_stopping < 0 or self.num_workers < 0 or self.max_grad_norm < 0:
             raise ValueError("early_stopping, num_workers and max_grad_norm must be >= 0")
+        if not (self.batch_seconds >= 0 and math.isfinite(self.batch_seconds)):
+            raise ValueError(f"batch_seconds must be >= 0 (0: fixed batch_size), got {self.batch_seconds}")
+        _check_choice("attention", self.attention, ATTENTION_KINDS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("val_strategy", self.val_strategy, VAL_STRATEGIES)
         _check_choice("precision", self.precision, PRECISIONS)
@@ -137,6 +157,19 @@ class CellSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """What determines the cell's result: :meth:`to_dict` without the speed-only train options.
+
+        ``batch_seconds`` joins only when set, so cells of studies written before it keep their identity (and
+        finished runs are still found when a study is resumed).
+        """
+        d = self.to_dict()
+        for key in SPEED_OPTIONS:
+            d["train"].pop(key)
+        if not self.train.batch_seconds:
+            d["train"].pop("batch_seconds")
+        return d
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -226,41 +259,76 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 1.0
 
 
-def setup_model(spec: CellSpec) -> tuple[ClapModel, Collator]:
-    """Load both encoders (random-init presets seeded by the cell seed) and build the CLAP model."""
-    audio = load_audio_encoder(spec.audio_encoder, seed=spec.seed)
-    text = load_text_encoder(spec.text_encoder, seed=spec.seed + 1)
+def setup_model(spec: CellSpec, *, random_init: bool = False) -> tuple[ClapModel, Collator]:
+    """Load both encoders (random-init presets seeded by the cell seed) and build the CLAP model.
+
+    ``random_init`` builds hub presets from their shipped architecture with random weights (no download).
+    """
+    audio = load_audio_encoder(spec.audio_encoder, seed=spec.seed, random_init=random_init)
+    text = load_text_encoder(spec.text_encoder, seed=spec.seed + 1, random_init=random_init)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed + 2)
         model = ClapModel(audio, text, spec.model)
     return model, Collator(audio.feature_extractor)
 
 
-def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
-    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
-    return {
-        name: make_loader(recs, spec, collator, pin_memory, train=name == "train")
-        for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test))
-    }
+def prepare_model(
+    model: ClapModel, cfg: TrainConfig, device: torch.device, *, compile_backend: str = "inductor"
+) -> ClapModel:
+    """Apply the options that make a step faster without changing what it computes, in place.
+
+    Attention kernel (``cfg.attention``), activation checkpointing and ``torch.compile`` of the audio encoder's
+    transformer layers (compiled one layer at a time: the layers share code, so one compilation serves all, and
+    data-dependent parts of the encoder such as SpecAugment stay outside the compiled graphs). Shapes vary from
+    batch to batch; after the first recompilation torch compiles shape-generic graphs, so a run compiles a few
+    times, not once per batch shape. ``compile_backend`` is torch.compile's backend (tests use ``aot_eager``).
+    """
+    encoder = model.audio_encoder
+    attention = cfg.attention
+    if attention == "auto":
+        attention = "sdpa" if device.type == "cuda" else None  # CPU: keep the library default (and CPU results)
+    if attention is not None:
+        set_attention(encoder, attention)
+    if cfg.grad_checkpointing:
+        if hasattr(encoder, "activation_checkpointing_enable"):  # transformers >= 5.x
+            encoder.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.compile:
+        layers = getattr(getattr(encoder, "encoder", None), "layers", None)
+        for layer in layers if layers is not None else [encoder]:
+            layer.compile(backend=compile_backend)
+    return model
 
 
 def make_loader(
-    records: Sequence[Utterance], spec: CellSpec, collator: Collator, pin_memory: bool, *, train: bool
+    records: Sequence[Utterance], spec: CellSpec, collator: Collator, *, train: bool, pin_memory: bool
 ) -> DataLoader:
-    """A length-bucketed loader: shuffled with random crops for training, ordered with centred crops otherwise."""
+    """A loader over ``records``: shuffled with random crops for training, ordered with centred crops otherwise;
+    fixed-count length-bucketed batches, or an audio-seconds budget per batch (``train.batch_seconds``)."""
     cfg = spec.train
-    ds = UtteranceDataset(records, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
-    sampler = LengthBucketSampler(
-        [ds.seconds(i) for i in range(len(ds))], cfg.batch_size, shuffle=train, seed=spec.seed
-    )
+    dataset = UtteranceDataset(records, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
+    lengths = [dataset.seconds(i) for i in range(len(dataset))]
+    if cfg.batch_seconds:
+        sampler = AudioBudgetSampler(lengths, cfg.batch_seconds, cfg.batch_size, shuffle=train, seed=spec.seed)
+    else:
+        sampler = LengthBucketSampler(lengths, cfg.batch_size, shuffle=train, seed=spec.seed)
     return DataLoader(
-        ds,
+        dataset,
         batch_sampler=sampler,
         collate_fn=collator,
         num_workers=cfg.num_workers,
         pin_memory=pin_memory,
         persistent_workers=cfg.num_workers > 0,
     )
+
+
+def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
+    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
+    return {
+        name: make_loader(recs, spec, collator, train=name == "train", pin_memory=pin_memory)
+        for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test))
+    }
 
 
 def loss_step(model: ClapModel, batch: Batch, spec: CellSpec) -> torch.Tensor:
@@ -294,26 +362,45 @@ def train_epoch(
     """One pass over the training split; returns the mean micro-batch loss."""
     cfg = spec.train
     model.train()
-    dtype = autocast_dtype(cfg.precision, device)
     losses = []
     optimizer.zero_grad(set_to_none=True)
     batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
     n = len(loader)
     for step, batch in enumerate(batches):
-        batch = batch.to(device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = loss_step(model, batch, spec)
+        loss = micro_step(model, batch, spec, device)
         check_finite(loss, f"epoch {epoch}, batch {step} (fold {spec.fold}, {spec.variant}, {spec.audio_encoder})")
-        (loss / cfg.grad_accum).backward()
-        losses.append(float(loss.detach()))
+        losses.append(float(loss))
         if (step + 1) % cfg.grad_accum == 0 or step + 1 == n:
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, scheduler, cfg)
         batches.set_postfix(loss=f"{losses[-1]:.3f}")
     return float(np.mean(losses))
+
+
+def micro_step(model: ClapModel, batch: Batch, spec: CellSpec, device: torch.device) -> torch.Tensor:
+    """Forward and backward of one batch (autocast per ``train.precision``); returns the detached loss.
+
+    Gradients accumulate (scaled by ``1 / grad_accum``) until :func:`optimizer_step`.
+    """
+    batch = batch.to(device)
+    dtype = autocast_dtype(spec.train.precision, device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        loss = loss_step(model, batch, spec)
+    (loss / spec.train.grad_accum).backward()
+    return loss.detach()
+
+
+def optimizer_step(
+    model: ClapModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+) -> None:
+    """Clip the accumulated gradients, step the optimiser and the schedule, clear the gradients."""
+    if cfg.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 @torch.no_grad()
@@ -376,7 +463,7 @@ def train_cell(
     device = resolve_device(cfg.device)
     fold = split_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
     model, collator = setup_model(spec)
-    model.to(device)
+    prepare_model(model.to(device), cfg, device)
     loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda")
     steps_per_epoch = math.ceil(len(loaders["train"]) / cfg.grad_accum)
     optimizer, scheduler = make_optimizer(model, cfg, device, steps_per_epoch * cfg.epochs)
@@ -413,7 +500,7 @@ def train_cell(
     test, predictions = score(model, loaders["test"], device, cfg.precision)
     cross = {}
     for name, recs in (cross_corpus or {}).items():
-        loader = make_loader(recs, spec, collator, pin_memory=False, train=False)
+        loader = make_loader(recs, spec, collator, train=False, pin_memory=False)
         cross[name] = dict(zip(("test", "predictions"), score(model, loader, device, cfg.precision), strict=True))
     return CellResult(
         spec=spec,

@@ -103,3 +103,30 @@ def test_train_cell_json(capsys, small_corpus):
     assert result["spec"]["alpha"] == 0.7 and result["spec"]["train"]["lr"] == 3e-3
     assert result["data"]["kind"] == "embedded"
     assert result["weights"]["audio"] == "random-init (tiny-hubert)"
+
+
+def test_speed_options_reach_the_cell_spec():
+    from benchmark.cli import build_parser, cell_spec_from_args
+
+    args = build_parser().parse_args(
+        [
+            "train-cell",
+            "--fold",
+            "1",
+            "--batch-seconds",
+            "90",
+            "--attention",
+            "sdpa",
+            "--compile",
+            "--no-grad-checkpointing",
+        ]
+    )
+    train = cell_spec_from_args(args, "embedded").train
+    assert (train.batch_seconds, train.attention, train.compile, train.grad_checkpointing) == (
+        90.0,
+        "sdpa",
+        True,
+        False,
+    )
+    defaults = cell_spec_from_args(build_parser().parse_args(["train-cell", "--fold", "1"]), "embedded").train
+    assert (defaults.batch_seconds, defaults.attention, defaults.compile) == (0.0, "auto", False)

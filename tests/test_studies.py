@@ -143,3 +143,16 @@ def test_not_toml_and_missing_file(tmp_path):
         load_study(write(tmp_path, "name = "))
     with pytest.raises(StudyError, match="study file not found"):
         load_study(tmp_path / "nope.toml")
+
+
+def test_speed_options_leave_the_cell_identity_alone(tmp_path):
+    from dataclasses import replace
+
+    cell = load_study(write(tmp_path, MINIMAL)).cells()[0]
+    fast = replace(cell, train=replace(cell.train, attention="sdpa", compile=True, grad_checkpointing=True))
+    assert cell_id(fast, "fp") == cell_id(cell, "fp") and config_id(fast, "fp") == config_id(cell, "fp")
+    # batching by an audio budget changes what is computed; when unset it is not in the identity at all, so cells
+    # of studies written before the option keep their identities
+    budget = replace(cell, train=replace(cell.train, batch_seconds=120.0))
+    assert cell_id(budget, "fp") != cell_id(cell, "fp")
+    assert "batch_seconds" not in cell.identity()["train"] and "compile" in cell.to_dict()["train"]

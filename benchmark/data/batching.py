@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ class UtteranceDataset(Dataset):
     def seconds(self, i: int) -> float:
         """Length in seconds of item ``i`` after cropping, known without reading the audio."""
         return min(self.records[i].duration, self.max_samples / SAMPLE_RATE)
+
+    def preload(self) -> None:
+        """Read every file into the cache now (before DataLoader workers fork, so that they share it)."""
+        if self._cache is not None:
+            for i in range(len(self)):
+                self._wave(i)
 
     def _wave(self, i: int) -> np.ndarray:
         if self._cache is None:
@@ -125,6 +132,102 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size) if self.lengths else 0
+
+
+class AudioBudgetSampler(Sampler[list[int]]):
+    """Batches by a budget of padded audio seconds over length buckets, instead of a fixed count.
+
+    Items fall into geometric length buckets (each upper edge ``ratio`` times the next lower one, so padding
+    stays under ``ratio - 1`` of a batch). A batch holds as many items as fit in ``budget_seconds`` when each
+    counts as long as its bucket's upper edge, at most ``max_count``, at least one: short utterances come in
+    large batches and long ones in small batches, with about the same audio (so work and memory) per step.
+    Each bucket is cut into full batches; the items left over from all buckets are then packed together in
+    length order, so that there are only a few partial batches per epoch, not one per bucket.
+
+    Each epoch shuffles the items within each bucket and the order of the batches (deterministic given seed and
+    epoch). How many items of each bucket are left over does not depend on the shuffle, so the number of
+    batches is the same every epoch, which the learning-rate schedule relies on. Without ``shuffle`` the order
+    is fixed: the buckets' full batches in ascending length, then the packed leftovers.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[float],
+        budget_seconds: float,
+        max_count: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        ratio: float = 1.1,
+    ) -> None:
+        if not budget_seconds > 0:
+            raise ValueError(f"budget_seconds must be positive, got {budget_seconds}")
+        if max_count < 1:
+            raise ValueError(f"max_count must be positive, got {max_count}")
+        if not ratio > 1.0:
+            raise ValueError(f"ratio must be > 1, got {ratio}")
+        self.lengths = list(lengths)
+        self.budget = budget_seconds
+        self.max_count = max_count
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.edges = bucket_edges(self.lengths, ratio)
+        self.buckets: list[list[int]] = [[] for _ in self.edges]
+        for i, length in enumerate(self.lengths):
+            self.buckets[bisect.bisect_left(self.edges, length)].append(i)
+        self._len = len(self._batches())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def fits(self, count: int, edge: float) -> bool:
+        """Whether ``count`` items padded to ``edge`` seconds make a batch (a single item always does)."""
+        return count == 1 or (count <= self.max_count and count * edge <= self.budget)
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(f"{self.seed}:{self.epoch}")
+        batches: list[list[int]] = []
+        leftovers: list[tuple[float, int]] = []  # (bucket edge, item), in ascending bucket order
+        for edge, items in zip(self.edges, self.buckets, strict=True):
+            items = list(items)
+            if self.shuffle:
+                rng.shuffle(items)
+            else:
+                items.sort(key=lambda i: (self.lengths[i], i))
+            size = max(1, min(self.max_count, int(self.budget // edge)))
+            full = len(items) // size * size
+            batches += [items[k : k + size] for k in range(0, full, size)]
+            leftovers += [(edge, i) for i in items[full:]]
+        current: list[int] = []
+        for edge, i in leftovers:
+            if current and not self.fits(len(current) + 1, edge):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return self._len
+
+
+def bucket_edges(lengths: Sequence[float], ratio: float) -> list[float]:
+    """Ascending upper edges of geometric buckets covering ``lengths``: the longest item, then /ratio, ..."""
+    top = max(lengths, default=0.0)
+    if top <= 0:
+        return [1.0]
+    low = max(min(lengths), top / 1000)  # anything shorter shares the lowest bucket
+    edges = [top]
+    while edges[-1] / ratio >= low:
+        edges.append(edges[-1] / ratio)
+    return edges[::-1]
 
 
 @dataclass

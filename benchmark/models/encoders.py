@@ -17,16 +17,21 @@ from transformers import (
 )
 
 from benchmark.data.records import SAMPLE_RATE
-from benchmark.models.presets import EncoderRef, resolve_encoder
+from benchmark.models.presets import HUB_PRESETS, EncoderRef, HubPreset, hub_config, resolve_encoder
 from benchmark.models.tokenizer import tiny_tokenizer
 
 
 def silence_known_warnings() -> None:
-    """Hide a torch deprecation that transformers' WavLM attention triggers on every forward pass.
+    """Hide a torch deprecation that transformers' WavLM attention triggers on every forward pass (and a tracing
+    warning of torch.compile).
 
     Called by entry points (the CLI and worker processes), never on import.
     """
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
+    # torch.compile (train.compile) inspects the .grad of non-leaf tensors while tracing; harmless
+    warnings.filterwarnings(
+        "ignore", message="The .grad attribute of a Tensor that is not a leaf", category=UserWarning
+    )
 
 
 class EncoderLoadError(RuntimeError):
@@ -65,14 +70,25 @@ class TextEncoder:
         return int(self.model.config.hidden_size)
 
 
-def load_audio_encoder(spec: str | EncoderRef, *, seed: int = 0) -> AudioEncoder:
+def load_audio_encoder(spec: str | EncoderRef, *, seed: int = 0, random_init: bool = False) -> AudioEncoder:
     """Load an audio encoder.
 
     Args:
         spec: preset name, hub id, local directory, or an already resolved :class:`EncoderRef`.
         seed: initialises a tiny preset's random weights (the global RNG is left as it was).
+        random_init: build a hub preset's architecture with random weights from its shipped config instead of
+            downloading the checkpoint (for throughput measurements; no pre-trained weights involved).
     """
     ref = spec if isinstance(spec, EncoderRef) else resolve_encoder(spec, "audio")
+    if random_init and ref.tiny is None:
+        preset = _hub_preset(ref)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AutoModel.from_config(hub_config(preset.name))
+        extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, **preset.extractor
+        )
+        return AudioEncoder(ref=ref, model=model, feature_extractor=extractor)
     if ref.tiny is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -94,9 +110,19 @@ def load_audio_encoder(spec: str | EncoderRef, *, seed: int = 0) -> AudioEncoder
     return AudioEncoder(ref=ref, model=model, feature_extractor=extractor)
 
 
-def load_text_encoder(spec: str | EncoderRef, *, seed: int = 0) -> TextEncoder:
-    """Load a text encoder and its tokenizer (see :func:`load_audio_encoder` for the arguments)."""
+def load_text_encoder(spec: str | EncoderRef, *, seed: int = 0, random_init: bool = False) -> TextEncoder:
+    """Load a text encoder and its tokenizer (see :func:`load_audio_encoder` for the arguments).
+
+    With ``random_init`` a hub preset gets the offline tiny tokenizer: its ids fit any RoBERTa vocabulary and
+    its prompts are within a token or two of the real tokenizer's, which is all a random-init model needs.
+    """
     ref = spec if isinstance(spec, EncoderRef) else resolve_encoder(spec, "text")
+    if random_init and ref.tiny is None:
+        preset = _hub_preset(ref)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = RobertaModel(hub_config(preset.name), add_pooling_layer=False)
+        return TextEncoder(ref=ref, model=model, tokenizer=tiny_tokenizer())
     if ref.tiny is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -105,6 +131,15 @@ def load_text_encoder(spec: str | EncoderRef, *, seed: int = 0) -> TextEncoder:
     model = _from_pretrained(ref, AutoModel.from_pretrained)
     tokenizer = _from_pretrained(ref, AutoTokenizer.from_pretrained)
     return TextEncoder(ref=ref, model=model, tokenizer=tokenizer)
+
+
+def _hub_preset(ref: EncoderRef) -> HubPreset:
+    if ref.spec not in HUB_PRESETS:
+        raise EncoderLoadError(
+            f"{ref.modality} encoder {ref.spec!r}: random-init weights need a preset whose architecture ships "
+            f"with the suite ({', '.join(n for n, p in HUB_PRESETS.items() if p.modality == ref.modality)})"
+        )
+    return HUB_PRESETS[ref.spec]
 
 
 def _from_pretrained(ref: EncoderRef, loader):

@@ -6,10 +6,10 @@ wherever an encoder is named; :func:`resolve_encoder` tells which one a string i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from transformers import (
     Data2VecAudioConfig,
@@ -25,11 +25,20 @@ Modality = Literal["audio", "text"]
 
 @dataclass(frozen=True)
 class HubPreset:
-    """A pre-trained checkpoint on a model hub, loaded with ``AutoModel.from_pretrained``."""
+    """A pre-trained checkpoint on a model hub, loaded with ``AutoModel.from_pretrained``.
+
+    ``config`` and ``extractor`` hold the checkpoint's architecture and feature-extractor settings (from its
+    ``config.json`` / ``preprocessor_config.json``), so a random-init model of the real shape can be built
+    offline (:func:`hub_config`), e.g. for throughput measurements. They are never used for pre-trained runs,
+    which read the checkpoint's own files.
+    """
 
     name: str
     modality: Modality
     hub_id: str
+    family: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    extractor: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,20 +68,146 @@ class EncoderRef:
         return self.tiny is None
 
 
+# Architecture of the checkpoints behind the hub presets, as their config.json files give it: the shape
+# (which sets the cost of a step) and the regularisation that is active while fine-tuning (dropout, LayerDrop,
+# SpecAugment). Base models: a group-norm conv stack without biases and post-LN transformer layers; large
+# models: layer-norm conv stack and pre-LN ("stable") layers. WavLM adds gated relative position buckets;
+# data2vec-audio has its own stack of small positional convolutions.
+_CONV = dict(conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2))
+_BASE = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    feat_extract_norm="group",
+    do_stable_layer_norm=False,
+    conv_bias=False,
+    **_CONV,
+)
+_LARGE = dict(
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    intermediate_size=4096,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    conv_bias=True,
+    **_CONV,
+)
+_REG = dict(
+    hidden_dropout=0.1,
+    attention_dropout=0.1,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.1,
+    layerdrop=0.1,
+    apply_spec_augment=True,
+    mask_time_prob=0.05,
+    mask_time_length=10,
+    mask_feature_prob=0.0,
+)
+_POS = dict(num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+_WAVLM = dict(num_buckets=320, max_bucket_distance=800)
+# data2vec-audio: no feat_extract_norm switch (always layer-norm convs); 5 positional convs of width 19
+_D2V = dict(num_conv_pos_embeddings=5, num_conv_pos_embedding_groups=16, conv_pos_kernel_size=19)
+
+
+def _without(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
+_MASKED = dict(return_attention_mask=True, do_normalize=True)
+_UNMASKED = dict(return_attention_mask=False, do_normalize=True)  # group-norm checkpoints take no mask
+
 HUB_PRESETS: dict[str, HubPreset] = {
     p.name: p
     for p in (
-        HubPreset("wavlm-base-plus", "audio", "microsoft/wavlm-base-plus"),
-        HubPreset("wavlm-large", "audio", "microsoft/wavlm-large"),
-        HubPreset("hubert-base", "audio", "facebook/hubert-base-ls960"),
-        HubPreset("hubert-large", "audio", "facebook/hubert-large-ll60k"),
-        HubPreset("wav2vec2-base", "audio", "facebook/wav2vec2-base"),
-        HubPreset("wav2vec2-large", "audio", "facebook/wav2vec2-large-lv60"),
-        HubPreset("data2vec-base", "audio", "facebook/data2vec-audio-base"),
-        HubPreset("data2vec-large", "audio", "facebook/data2vec-audio-large"),
-        HubPreset("roberta-base", "text", "FacebookAI/roberta-base"),
+        HubPreset(
+            "wavlm-base-plus",
+            "audio",
+            "microsoft/wavlm-base-plus",
+            "wavlm",
+            {**_BASE, **_REG, **_POS, **_WAVLM, "layerdrop": 0.05},
+            dict(return_attention_mask=True, do_normalize=False),
+        ),
+        HubPreset(
+            "wavlm-large",
+            "audio",
+            "microsoft/wavlm-large",
+            "wavlm",
+            {**_LARGE, **_REG, **_POS, **_WAVLM, "conv_bias": False},
+            _MASKED,
+        ),
+        HubPreset(
+            "hubert-base",
+            "audio",
+            "facebook/hubert-base-ls960",
+            "hubert",
+            {**_BASE, **_REG, **_POS, "activation_dropout": 0.1},
+            _UNMASKED,
+        ),
+        HubPreset(
+            "hubert-large", "audio", "facebook/hubert-large-ll60k", "hubert", {**_LARGE, **_REG, **_POS}, _MASKED
+        ),
+        HubPreset("wav2vec2-base", "audio", "facebook/wav2vec2-base", "wav2vec2", {**_BASE, **_REG, **_POS}, _UNMASKED),
+        HubPreset(
+            "wav2vec2-large", "audio", "facebook/wav2vec2-large-lv60", "wav2vec2", {**_LARGE, **_REG, **_POS}, _MASKED
+        ),
+        HubPreset(
+            "data2vec-base",
+            "audio",
+            "facebook/data2vec-audio-base",
+            "data2vec",
+            {**_without(_BASE, "feat_extract_norm", "do_stable_layer_norm"), **_REG, **_D2V},
+            _MASKED,
+        ),
+        HubPreset(
+            "data2vec-large",
+            "audio",
+            "facebook/data2vec-audio-large",
+            "data2vec",
+            {**_without(_LARGE, "feat_extract_norm", "do_stable_layer_norm"), **_REG, **_D2V},
+            _MASKED,
+        ),
+        HubPreset(
+            "roberta-base",
+            "text",
+            "FacebookAI/roberta-base",
+            "roberta",
+            dict(
+                vocab_size=50265,
+                hidden_size=768,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                intermediate_size=3072,
+                max_position_embeddings=514,
+                type_vocab_size=1,
+                layer_norm_eps=1e-5,
+                hidden_dropout_prob=0.1,
+                attention_probs_dropout_prob=0.1,
+                pad_token_id=1,
+                bos_token_id=0,
+                eos_token_id=2,
+            ),
+        ),
     )
 }
+
+_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
+    "wavlm": WavLMConfig,
+    "hubert": HubertConfig,
+    "wav2vec2": Wav2Vec2Config,
+    "data2vec": Data2VecAudioConfig,
+    "roberta": RobertaConfig,
+}
+
+
+def hub_config(name: str) -> PretrainedConfig:
+    """The ``transformers`` config of a hub preset's architecture, built offline (no download)."""
+    if name not in HUB_PRESETS:
+        raise UnknownEncoderError(f"{name!r} is not a hub preset (choose one of: {', '.join(HUB_PRESETS)})")
+    preset = HUB_PRESETS[name]
+    return _CONFIG_CLASSES[preset.family](**preset.config)
+
 
 # Shared shape of the tiny audio encoders: the real 7-layer conv stack (320x down-sampling, 50 frames/s)
 # with few channels, and a 2-layer transformer. About 0.1 M parameters each.

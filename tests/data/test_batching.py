@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from benchmark.data.batching import Collator, LengthBucketSampler, UtteranceDataset, crop
+from benchmark.data.batching import AudioBudgetSampler, Collator, LengthBucketSampler, UtteranceDataset, crop
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.models.encoders import load_audio_encoder
 
@@ -38,6 +38,39 @@ def test_evaluation_sampler_is_ordered_and_complete():
     lengths = [3.0, 1.0, 2.0, 5.0, 4.0]
     batches = list(LengthBucketSampler(lengths, 2, shuffle=False))
     assert batches == [[1, 2], [0, 4], [3]]
+
+
+def test_budget_sampler_fills_batches_by_padded_seconds():
+    rng = np.random.default_rng(1)
+    lengths = np.minimum(rng.lognormal(1.28, 0.69, size=700), 10.0).tolist()
+    sampler = AudioBudgetSampler(lengths, 60.0, 16, shuffle=True, seed=2)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(700)) and len(batches) == len(sampler)
+    padded = [len(b) * max(lengths[i] for i in b) for b in batches]
+    assert all(len(b) <= 16 and (p <= 60.0 or len(b) == 1) for b, p in zip(batches, padded, strict=True))
+    # short utterances come in larger batches than long ones
+    by_len = sorted(batches, key=lambda b: max(lengths[i] for i in b))
+    assert len(by_len[0]) == 16 and len(by_len[-1]) == 6  # 60 s / 10 s
+    # buckets keep padding low, and the leftovers of all buckets are packed into a few batches
+    assert sum(lengths) / sum(padded) > 0.85
+    assert sum(1 for b, p in zip(batches, padded, strict=True) if len(b) < 16 and p < 60.0 - 10.0 * 1.1) <= 2
+    # a new order each epoch, the same for the same epoch, and always the same number of batches
+    sampler.set_epoch(1)
+    other = list(sampler)
+    assert other != batches and len(other) == len(batches)
+    assert [sorted(b) for b in other] != [sorted(b) for b in batches]  # new batch compositions, not just order
+    sampler.set_epoch(0)
+    assert list(sampler) == batches
+
+
+def test_budget_sampler_edge_cases():
+    # in evaluation order: each bucket's full batches by length, then the leftovers (here the 1 s item, whose
+    # bucket could hold two)
+    assert list(AudioBudgetSampler([5.0, 1.0, 2.0], 3.0, 8, shuffle=False)) == [[2], [0], [1]]
+    assert list(AudioBudgetSampler([1.0] * 5, 100.0, 2, shuffle=False)) == [[0, 1], [2, 3], [4]]
+    assert list(AudioBudgetSampler([], 10.0, 4, shuffle=True)) == []
+    with pytest.raises(ValueError, match="budget_seconds must be positive"):
+        AudioBudgetSampler([1.0], 0.0, 4, shuffle=True)
 
 
 @pytest.fixture

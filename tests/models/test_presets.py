@@ -78,3 +78,39 @@ def test_local_directory_round_trip(tmp_path):
 def test_local_directory_without_config_is_rejected(tmp_path):
     with pytest.raises(UnknownEncoderError, match=r"no config\.json"):
         resolve_encoder(str(tmp_path), "audio")
+
+
+# Published sizes (millions of parameters): wav2vec 2.0 / HuBERT / WavLM papers give 95 M for base and 317 M for
+# large models (data2vec-audio: same transformer, smaller positional convs), RoBERTa-base 125 M. The encoders here
+# have no pre-training heads (quantiser, target projections), which accounts for the last percent.
+@pytest.mark.parametrize(
+    ("name", "millions"),
+    [
+        ("wavlm-base-plus", 95),
+        ("wavlm-large", 317),
+        ("hubert-base", 95),
+        ("hubert-large", 317),
+        ("wav2vec2-base", 95),
+        ("wav2vec2-large", 317),
+        ("data2vec-base", 94),
+        ("data2vec-large", 314),
+    ],
+)
+def test_random_init_hub_presets_have_the_checkpoints_shapes(name, millions):
+    with torch.device("meta"):  # shapes only: nothing is allocated or downloaded
+        audio = load_audio_encoder(name, random_init=True)
+    size = sum(p.numel() for p in audio.model.parameters()) / 1e6
+    assert size == pytest.approx(millions, rel=0.015)
+    assert audio.model.config.model_type == HUB_PRESETS[name].family.replace("data2vec", "data2vec-audio")
+    # the mask rule of each family's feature extractor: group-norm base checkpoints take no attention mask
+    assert audio.uses_attention_mask == (name not in ("wav2vec2-base", "hubert-base"))
+
+
+def test_random_init_text_preset_and_unsupported_names():
+    with torch.device("meta"):
+        text = load_text_encoder("roberta-base", random_init=True)
+    assert sum(p.numel() for p in text.model.parameters()) / 1e6 == pytest.approx(125, rel=0.015)
+    ids = text.tokenizer(["The emotion is angry."])["input_ids"][0]
+    assert ids[0] == 0 and ids[-1] == 2 and max(ids) < text.model.config.vocab_size
+    with pytest.raises(EncoderLoadError, match="random-init weights need a preset"):
+        load_audio_encoder("someone/my-wavlm", random_init=True)

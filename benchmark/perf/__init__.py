@@ -1,0 +1,1 @@
+"""Performance measurements: the training-throughput benchmark and what it needs (durations, FLOPs, cost)."""

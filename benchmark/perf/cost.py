@@ -1,0 +1,58 @@
+"""What a study costs in training audio: the input of the benchmark's GPU-hours estimate.
+
+A cell trains ``epochs`` passes over its fold's training split, each utterance cropped to ``train.max_seconds``.
+For IEMOCAP the split sizes come from the release's per-session counts (the corpus itself is not needed) and the
+cropped mean duration from :class:`~benchmark.perf.durations.DurationModel`; for the embedded corpus the folds are
+cut from its records. Evaluation passes (forward only, over the validation split each epoch and the test session
+once) are not included, nor is early stopping: the estimate is for the full epoch budget of training steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+from benchmark.data.folds import loso_fold
+from benchmark.data.iemocap import EXPECTED_COUNTS
+from benchmark.perf.durations import DurationModel
+from benchmark.studies import Study
+
+
+def iemocap_train_utterances(test_session: int, val_fraction: float, val_strategy: str) -> int:
+    """Training utterances of an IEMOCAP fold (as :func:`~benchmark.data.folds.loso_fold` cuts it)."""
+    by_session = {int(k): v for k, v in EXPECTED_COUNTS["by_session"].items()}
+    rest = EXPECTED_COUNTS["total"] - by_session[test_session]
+    if val_strategy == "session":
+        later = [s for s in sorted(by_session) if s > test_session] or sorted(by_session)
+        val_session = next(s for s in later if s != test_session)
+        return rest - by_session[val_session]
+    return rest - math.ceil(val_fraction * rest)
+
+
+def study_train_audio_seconds(study: Study, durations: DurationModel | None = None) -> dict:
+    """Audio seconds that the study's training steps go through, summed over its cells and epochs.
+
+    Returns:
+        ``{"cells", "epochs", "train_audio_seconds", "corpus"}``; ``epochs`` lists the distinct epoch counts.
+    """
+    durations = durations or DurationModel.iemocap()
+    cells = study.cells()
+    records = study.data.load() if study.data.corpus == "embedded" else None
+    total = 0.0
+    for cell in cells:
+        cfg = cell.train
+        if records is None:
+            n = iemocap_train_utterances(cell.fold, cfg.val_fraction, cfg.val_strategy)
+            seconds = n * durations.cropped_mean(cfg.max_seconds)
+        else:
+            fold = loso_fold(
+                records, cell.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=cell.seed
+            )
+            seconds = sum(min(r.duration, cfg.max_seconds) for r in fold.train)
+        total += cfg.epochs * seconds
+    return {
+        "study": study.name,
+        "corpus": study.data.corpus,
+        "cells": len(cells),
+        "epochs": sorted({c.train.epochs for c in cells}),
+        "train_audio_seconds": total,
+    }
