@@ -302,17 +302,14 @@ def prepare_model(
 
 
 def make_loader(
-    records: Sequence[Utterance], spec: CellSpec, collator: Collator, *, train: bool, pin_memory: bool
+    dataset: UtteranceDataset, cfg: TrainConfig, collator: Collator, *, train: bool, seed: int, pin_memory: bool
 ) -> DataLoader:
-    """A loader over ``records``: shuffled with random crops for training, ordered with centred crops otherwise;
-    fixed-count length-bucketed batches, or an audio-seconds budget per batch (``train.batch_seconds``)."""
-    cfg = spec.train
-    dataset = UtteranceDataset(records, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
+    """A loader over ``dataset``: fixed-count length-bucketed batches, or an audio-seconds budget per batch."""
     lengths = [dataset.seconds(i) for i in range(len(dataset))]
     if cfg.batch_seconds:
-        sampler = AudioBudgetSampler(lengths, cfg.batch_seconds, cfg.batch_size, shuffle=train, seed=spec.seed)
+        sampler = AudioBudgetSampler(lengths, cfg.batch_seconds, cfg.batch_size, shuffle=train, seed=seed)
     else:
-        sampler = LengthBucketSampler(lengths, cfg.batch_size, shuffle=train, seed=spec.seed)
+        sampler = LengthBucketSampler(lengths, cfg.batch_size, shuffle=train, seed=seed)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -323,10 +320,19 @@ def make_loader(
     )
 
 
+def split_loader(
+    records: Sequence[Utterance], spec: CellSpec, collator: Collator, *, train: bool, pin_memory: bool
+) -> DataLoader:
+    """Shuffled with random crops for training, ordered with centred crops otherwise."""
+    cfg = spec.train
+    dataset = UtteranceDataset(records, CLASSES, max_seconds=cfg.max_seconds, train=train, seed=spec.seed)
+    return make_loader(dataset, cfg, collator, train=train, seed=spec.seed, pin_memory=pin_memory)
+
+
 def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
     """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
     return {
-        name: make_loader(recs, spec, collator, train=name == "train", pin_memory=pin_memory)
+        name: split_loader(recs, spec, collator, train=name == "train", pin_memory=pin_memory)
         for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test))
     }
 
@@ -500,7 +506,7 @@ def train_cell(
     test, predictions = score(model, loaders["test"], device, cfg.precision)
     cross = {}
     for name, recs in (cross_corpus or {}).items():
-        loader = make_loader(recs, spec, collator, train=False, pin_memory=False)
+        loader = split_loader(recs, spec, collator, train=False, pin_memory=False)
         cross[name] = dict(zip(("test", "predictions"), score(model, loader, device, cfg.precision), strict=True))
     return CellResult(
         spec=spec,

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 
-from benchmark.data.folds import loso_fold
+from benchmark.data.folds import split_fold
 from benchmark.data.iemocap import EXPECTED_COUNTS
 from benchmark.perf.durations import DurationModel
 from benchmark.studies import Study
 
 
 def iemocap_train_utterances(test_session: int, val_fraction: float, val_strategy: str) -> int:
-    """Training utterances of an IEMOCAP fold (as :func:`~benchmark.data.folds.loso_fold` cuts it)."""
+    """Training utterances of an IEMOCAP fold (as :func:`~benchmark.data.folds.split_fold` cuts it)."""
     by_session = {int(k): v for k, v in EXPECTED_COUNTS["by_session"].items()}
     rest = EXPECTED_COUNTS["total"] - by_session[test_session]
     if val_strategy == "session":
@@ -44,7 +44,7 @@ def study_train_audio_seconds(study: Study, durations: DurationModel | None = No
             n = iemocap_train_utterances(cell.fold, cfg.val_fraction, cfg.val_strategy)
             seconds = n * durations.cropped_mean(cfg.max_seconds)
         else:
-            fold = loso_fold(
+            fold = split_fold(
                 records, cell.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=cell.seed
             )
             seconds = sum(min(r.duration, cfg.max_seconds) for r in fold.train)

@@ -225,7 +225,7 @@ def run_suite(cfg: ThroughputConfig, ds: UtteranceDataset, device: torch.device,
     model, collator = setup_model(spec, random_init=True)
     prepare_model(model.to(device), spec.train, device)
     pin = device.type == "cuda"
-    loader = make_loader(ds.records, spec, collator, train=True, pin_memory=pin)  # the same utterances and crops
+    loader = make_loader(ds, spec.train, collator, train=True, seed=cfg.seed, pin_memory=pin)
     optimizer, scheduler = make_optimizer(model, spec.train, device, 2 * len(loader) + cfg.warmup)
 
     _reset_memory(device)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data.folds import loso_fold
+from benchmark.data.folds import split_fold
 from benchmark.data.iemocap import EXPECTED_COUNTS
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.perf.cost import iemocap_train_utterances, study_train_audio_seconds
@@ -30,8 +30,8 @@ def iemocap_shaped():
 
 
 @pytest.mark.parametrize(("fold", "strategy"), [(1, "stratified"), (5, "stratified"), (3, "session"), (5, "session")])
-def test_fold_sizes_match_loso_fold(iemocap_shaped, fold, strategy):
-    split = loso_fold(iemocap_shaped, fold, val_fraction=0.1, val_strategy=strategy, seed=0)
+def test_fold_sizes_match_split_fold(iemocap_shaped, fold, strategy):
+    split = split_fold(iemocap_shaped, fold, val_fraction=0.1, val_strategy=strategy, seed=0)
     assert iemocap_train_utterances(fold, 0.1, strategy) == len(split.train)
 
 
