@@ -1,8 +1,10 @@
 """Fit and evaluate one cell: one fold of one configuration (encoders x variant x alpha x seed).
 
 Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
-:func:`train_epoch`, :func:`evaluate_split`, :func:`train_cell`. This module never logs to a tracker; the
-caller passes ``on_epoch`` to see per-epoch figures.
+:func:`train_epoch`, :func:`evaluate_split`; :func:`fit_cell` trains and selects the epoch on validation,
+:func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
+``freeze_encoders`` the loaders can yield cached pooled features (``benchmark.features``) through the same
+steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,6 +25,7 @@ from benchmark import metrics
 from benchmark.data.batching import Batch, Collator, LengthBucketSampler, UtteranceDataset
 from benchmark.data.folds import VAL_STRATEGIES, Fold, loso_fold
 from benchmark.data.records import CLASSES, Utterance
+from benchmark.features import PooledFeatures, feature_loaders, pooled_features
 from benchmark.losses import (
     check_alpha,
     check_finite,
@@ -40,6 +44,7 @@ VARIANTS: tuple[str, ...] = ("emo-clap", "sl-gemo-clap", "ml-gemo-clap")
 ML_MODES: tuple[str, ...] = ("head", "prompt")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+FREEZE: tuple[str, ...] = ("none", "audio", "all")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,12 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+        freeze_encoders: ``none`` (fine-tune both encoders), ``audio`` (keep the audio encoder fixed; the
+            text encoder still learns on the K prompts) or ``all`` (only the projection heads, the logit
+            scale and the gender head train).
+        feature_cache: with a frozen audio encoder, pool each utterance's audio features once (centred
+            crop of ``max_seconds``) and cache them on disk (``benchmark.features``), so training never
+            runs the audio encoder; off, the frozen encoder runs on every batch (random training crops).
     """
 
     epochs: int = 10
@@ -79,6 +90,8 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: str = "auto"
+    freeze_encoders: str = "none"
+    feature_cache: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -95,6 +108,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("val_strategy", self.val_strategy, VAL_STRATEGIES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("freeze_encoders", self.freeze_encoders, FREEZE)
 
 
 @dataclass(frozen=True)
@@ -223,12 +237,25 @@ def setup_model(spec: CellSpec) -> tuple[ClapModel, Collator]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed + 2)
         model = ClapModel(audio, text, spec.model)
+    if spec.train.freeze_encoders != "none":
+        model.freeze_encoders(spec.train.freeze_encoders)
     return model, Collator(audio.feature_extractor)
 
 
-def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
-    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
+def setup_data(
+    fold: Fold,
+    spec: CellSpec,
+    collator: Collator,
+    pin_memory: bool,
+    features: PooledFeatures | None = None,
+) -> dict[str, DataLoader]:
+    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits.
+
+    With ``features`` (frozen encoders, cached pooled features) the loaders yield feature batches instead.
+    """
     cfg = spec.train
+    if features is not None:
+        return feature_loaders(fold, features, cfg.batch_size, spec.seed, pin_memory)
     loaders = {}
     for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test)):
         train = name == "train"
@@ -250,7 +277,7 @@ def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool)
 def loss_step(model: ClapModel, batch: Batch, spec: CellSpec) -> torch.Tensor:
     """The variant's loss on one batch (the adapter from model outputs to the pure loss functions)."""
     prompt_mode = spec.variant == "ml-gemo-clap" and spec.ml_mode == "prompt"
-    out: ClapOutput = model(batch.input_values, batch.sample_mask, gender_prompts=prompt_mode)
+    out: ClapOutput = model(**batch.model_inputs(), gender_prompts=prompt_mode)
     logits = pair_logits(out.audio_emb, out.class_emb, batch.emotion, out.logit_scale)
     if spec.variant == "sl-gemo-clap":
         return clap_loss(logits, soft_targets(batch.emotion, batch.gender, spec.alpha, spec.target_norm))
@@ -312,7 +339,7 @@ def evaluate_split(
         class_emb = model.class_embeddings()  # the K prompts, embedded once
         for batch in loader:
             batch = batch.to(device)
-            y_pred.append(model.predict(batch.input_values, batch.sample_mask, class_emb).cpu())
+            y_pred.append(model.predict(class_emb=class_emb, **batch.model_inputs()).cpu())
             y_true.append(batch.emotion.cpu())
             index.append(batch.index.cpu())
     return torch.cat(index).numpy(), torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
@@ -334,20 +361,43 @@ def make_optimizer(model: ClapModel, cfg: TrainConfig, device: torch.device, tot
     return optimizer, scheduler
 
 
-def train_cell(
+@dataclass
+class Fit:
+    """A cell trained on its fold's training split, its epoch chosen by validation UAR; the test session unseen."""
+
+    spec: CellSpec
+    model: ClapModel
+    fold: Fold
+    loaders: dict[str, DataLoader]
+    history: list[EpochStats]
+    best_epoch: int
+    device: torch.device
+    started: float
+
+    @property
+    def best_val_uar(self) -> float:
+        return max(h.val_uar for h in self.history)
+
+
+def fit_cell(
     records: Sequence[Utterance],
     spec: CellSpec,
     *,
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
-) -> CellResult:
-    """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
+    cache_dir: str | Path | None = None,
+) -> Fit:
+    """Train on the fold's training split and keep the epoch with the best validation UAR.
+
+    The test session is not touched: searches stop here, :func:`evaluate_cell` scores it once.
 
     Args:
         records: the whole corpus (4-class records); the fold is cut from it here.
         spec: the cell.
         progress: show tqdm progress bars (on stderr).
-        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
+        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers and pruners; an
+            exception raised there stops training and propagates).
+        cache_dir: root of the pooled-feature cache (frozen encoders); None: ``$GEMO_CACHE``.
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
@@ -359,7 +409,20 @@ def train_cell(
     fold = loso_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
     model, collator = setup_model(spec)
     model.to(device)
-    loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda")
+    features = None
+    if cfg.freeze_encoders != "none" and cfg.feature_cache:
+        features = pooled_features(
+            model,
+            collator,
+            records,
+            max_seconds=cfg.max_seconds,
+            batch_size=cfg.batch_size,
+            device=device,
+            dtype=autocast_dtype(cfg.precision, device),
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda", features=features)
     steps_per_epoch = math.ceil(len(loaders["train"]) / cfg.grad_accum)
     optimizer, scheduler = make_optimizer(model, cfg, device, steps_per_epoch * cfg.epochs)
 
@@ -392,7 +455,13 @@ def train_cell(
             break
 
     model.load_state_dict(best_state)
-    index, y_true, y_pred = evaluate_split(model, loaders["test"], device, cfg.precision)
+    return Fit(spec, model, fold, loaders, history, best_epoch, device, started)
+
+
+def evaluate_cell(fit: Fit) -> CellResult:
+    """Score a fitted cell once on its test session."""
+    spec, fold = fit.spec, fit.fold
+    index, y_true, y_pred = evaluate_split(fit.model, fit.loaders["test"], fit.device, spec.train.precision)
     test_recs = [fold.test[i] for i in index]
     genders = [r.gender for r in test_recs]
     predictions = [
@@ -402,10 +471,31 @@ def train_cell(
     return CellResult(
         spec=spec,
         test=metrics.evaluate(y_true, y_pred, genders, CLASSES),
-        history=history,
-        best_epoch=best_epoch,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
         predictions=sorted(predictions, key=lambda p: p["id"]),
         sizes={"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
-        device=str(device),
-        seconds=time.perf_counter() - started,
+        device=str(fit.device),
+        seconds=time.perf_counter() - fit.started,
     )
+
+
+def train_cell(
+    records: Sequence[Utterance],
+    spec: CellSpec,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> CellResult:
+    """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
+
+    Args:
+        records: the whole corpus (4-class records); the fold is cut from it here.
+        spec: the cell.
+        progress: show tqdm progress bars (on stderr).
+        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
+
+    Raises:
+        NonFiniteLossError: a loss became NaN or infinite.
+    """
+    return evaluate_cell(fit_cell(records, spec, progress=progress, on_epoch=on_epoch))
