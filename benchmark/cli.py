@@ -293,6 +293,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{study.name}: interrupted; run the same command again to resume the search", file=sys.stderr)
         return 130
     failed = False
+    for error in results[0].worker_errors if results else []:
+        print(f"note: {error} (its trials were retried by the other workers)", file=sys.stderr)
     for r in results:
         c = r.counts
         print(f"{r.target.study_name}: {c.done} trials ({c.complete} complete, {c.pruned} pruned, {c.failed} failed)")

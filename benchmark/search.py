@@ -544,6 +544,7 @@ class SearchResult:
     evaluation: RunSummary | None = None
     test: dict[str, float] = field(default_factory=dict)
     parent_run_id: str = ""
+    worker_errors: list[str] = field(default_factory=list)
 
 
 def search_config(study: Study, target: Target, fingerprint: str) -> dict[str, Any]:
@@ -616,9 +617,13 @@ def run_search(
         evaluate: run the best configuration on every protocol fold and seed afterwards.
         progress: progress bars for the best configuration's cells.
 
+    Returns:
+        One result per search. Workers that died are listed in ``worker_errors`` when the others still
+        finished every trial (their trials were retried).
+
     Raises:
         SearchError: the storage cannot be opened, or holds a search made for another configuration.
-        RuntimeError: a worker failed (the searches it left behind are resumed by running again).
+        RuntimeError: workers failed and trials are missing (running the command again resumes).
     """
     executor = executor or study.executor
     # The coordinator creates the experiment, the Optuna studies and the parent runs before any worker
@@ -644,10 +649,21 @@ def run_search(
     else:
         errors = _run_local_workers(study, workers, parents)
     if errors:
-        raise RuntimeError("search workers failed:\n  " + "\n  ".join(errors) + "\nrerun the command to resume")
+        short = []
+        for t in targets(study):
+            counts = count_trials(optuna.load_study(study_name=t.study_name, storage=storage).get_trials())
+            if counts.done < study.search.trials or counts.running:
+                short.append(f"{t.study_name}: {counts.done} of {study.search.trials} trials finished")
+        if short:
+            raise RuntimeError(
+                "search workers failed:\n  " + "\n  ".join([*errors, *short]) + "\nrun the same command again to resume"
+            )
 
     evaluation = (workers, executor, progress) if evaluate else None
-    return [_finish(study, ctx, storage, url, t, parents[t.study_name], evaluation) for t in targets(study)]
+    results = [_finish(study, ctx, storage, url, t, parents[t.study_name], evaluation) for t in targets(study)]
+    for r in results:
+        r.worker_errors = errors
+    return results
 
 
 def _run_local_workers(study: Study, workers: int, parents: dict[str, str]) -> list[str]:

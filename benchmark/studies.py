@@ -157,7 +157,9 @@ class SearchSpec:
         if self.heartbeat_s < 1:
             raise ValueError(f"heartbeat_s must be >= 1, got {self.heartbeat_s}")
         if self.grace_s < 2 * self.heartbeat_s:
-            raise ValueError(f"grace_s must be at least twice heartbeat_s ({self.heartbeat_s}), got {self.grace_s}")
+            raise ValueError(
+                f"grace_s must be at least twice the heartbeat interval ({self.heartbeat_s} s), got {self.grace_s}"
+            )
 
     def space(self) -> dict[str, tuple[float, float] | float | None]:
         """Each searched value as ``(low, high)`` or a fixed number (None: the study's own value)."""
