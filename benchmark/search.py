@@ -182,13 +182,15 @@ def open_storage(spec: SearchSpec, url: str) -> BaseStorage:
         if is_journal(url):
             Path(url).parent.mkdir(parents=True, exist_ok=True)
             return HeartbeatJournalStorage(JournalFileBackend(url), spec.heartbeat_s, spec.grace_s, callback)
-        return RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},
-            heartbeat_interval=spec.heartbeat_s,
-            grace_period=spec.grace_s,
-            heartbeat_stale_trial_callback=callback,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments are "experimental"
+            return RDBStorage(
+                url,
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=spec.heartbeat_s,
+                grace_period=spec.grace_s,
+                heartbeat_stale_trial_callback=callback,
+            )
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean the same here
         raise SearchError(f"search.storage: cannot open {provenance.redact_uri(url)}: {exc}") from exc
 
