@@ -246,6 +246,7 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
     )
     study = ctx.study.to_dict()
     study["tracking"]["uri"] = provenance.redact_uri(study["tracking"]["uri"])  # a URI may carry a password
+    study["search"]["storage"] = provenance.redact_uri(study["search"]["storage"])
     resolved = {
         "cell": spec.to_dict(),
         "study": study,

@@ -431,16 +431,13 @@ def search_id(url: str, target: Target) -> str:
     return hashlib.sha256(json.dumps([url, target.study_name]).encode()).hexdigest()[:16]
 
 
-def search_worker(
-    study: Study, worker: int, parents: dict[str, str], on_trial: Callable[[], None] | None = None
-) -> dict[str, int]:
+def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[str, int]:
     """Run trials of each of the study's searches until each has ``search.trials`` finished trials.
 
     Args:
         study: the study (its ``[search]`` table).
         worker: this worker's index (offsets the sampler seed).
         parents: each search's MLflow parent run id, by Optuna study name (opened by the coordinator).
-        on_trial: called after each trial this worker ran.
 
     Returns:
         Trials this worker ran, by Optuna study name.
@@ -474,17 +471,17 @@ def search_worker(
                 if start:
                     _one_trial(ostudy, objective, claim, ctx)
                     ran[target.study_name] += 1
-            if start:
-                if on_trial is not None:
-                    on_trial()
-            else:  # the last trials run elsewhere: wait for them (or for them to turn stale)
+            if not start:  # the last trials run elsewhere: wait for them (or for them to turn stale)
                 time.sleep(CLAIM_POLL_S)
     return ran
 
 
 def _one_trial(ostudy: optuna.Study, objective: Objective, claim: Claim, ctx: Context) -> None:
+    mine: list[optuna.Trial] = []
+
     def claimed(trial: optuna.Trial) -> float:
         claim.release()  # the trial exists now and counts as running: others may claim the next one
+        mine.append(trial)
         return objective(trial)
 
     try:
@@ -492,8 +489,7 @@ def _one_trial(ostudy: optuna.Study, objective: Objective, claim: Claim, ctx: Co
         ostudy.optimize(claimed, n_trials=1, catch=(NonFiniteLossError,), gc_after_trial=True)
     except UpdateFinishedTrialError:
         # Another worker found this trial's heartbeat late and failed it; its retry runs instead.
-        latest = ostudy.get_trials(deepcopy=False)[-1]
-        run_id = latest.user_attrs.get(RUN_ID_ATTR)
+        run_id = mine[0].user_attrs.get(RUN_ID_ATTR) if mine else None
         if run_id:
             ctx.tracker.end(run_id, "KILLED", "failed by another worker: no heartbeat within grace_s")
 

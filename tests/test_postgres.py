@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -30,6 +31,7 @@ from benchmark.tracking import Tracker, resolve_uri
 pytestmark = pytest.mark.slow
 # psycopg2 (the `postgres` extra); a bare postgresql:// means psycopg 3 to SQLAlchemy 2.1
 PG = "postgresql+psycopg2"
+PASSWORD = "pg-SECRET-789"
 
 
 def server_binaries() -> Path | None:
@@ -63,7 +65,10 @@ def unprivileged() -> dict:
 
 @pytest.fixture(scope="module")
 def postgres():
-    """``(host, port, user)`` of a fresh server with databases ``optuna`` and ``mlflow``; removed afterwards."""
+    """``(host, port, user)`` of a fresh server with databases ``optuna`` and ``mlflow``; removed afterwards.
+
+    Password authentication (:data:`PASSWORD`), so the test can check that no password is logged.
+    """
     binaries = server_binaries()
     if binaries is None:
         pytest.skip("needs PostgreSQL's server binaries (initdb, pg_ctl): apt-get install postgresql")
@@ -74,8 +79,15 @@ def postgres():
     if as_server:
         os.chown(root, as_server["user"], as_server["group"])
     data = root / "data"
+    pwfile = root / "password"
+    pwfile.write_text(PASSWORD)
+    if as_server:
+        os.chown(pwfile, as_server["user"], as_server["group"])
     subprocess.run(
-        [binaries / "initdb", "-D", data, "-U", "gemo", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+            *(binaries / "initdb", "-D", data, "-U", "gemo", "-E", "UTF8", "--no-sync"),
+            *("--auth=scram-sha-256", f"--pwfile={pwfile}"),
+        ],
         check=True,
         capture_output=True,
         cwd=root,
@@ -100,7 +112,7 @@ def postgres():
                 port = candidate
                 break
         assert port is not None, (root / "server.log").read_text()
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="gemo", dbname="postgres")
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="gemo", password=PASSWORD, dbname="postgres")
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE DATABASE optuna")
@@ -154,7 +166,10 @@ def test_three_workers_on_postgresql_run_every_trial_once(postgres, tmp_path):
     host, port, user = postgres
     path = tmp_path / "pgsearch.toml"
     path.write_text(
-        STUDY.format(optuna=f"{PG}://{user}@{host}:{port}/optuna", mlflow=f"{PG}://{user}@{host}:{port}/mlflow")
+        STUDY.format(
+            optuna=f"{PG}://{user}:{PASSWORD}@{host}:{port}/optuna",
+            mlflow=f"{PG}://{user}:{PASSWORD}@{host}:{port}/mlflow",
+        )
     )
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark.cli", "search", str(path), "--workers", "3", "--no-progress"],
@@ -191,3 +206,11 @@ def test_three_workers_on_postgresql_run_every_trial_once(postgres, tmp_path):
     assert best.metrics["objective"] == pytest.approx(max(t.value for t in trials))
     (cell,) = tracker.runs("cell", "FINISHED")
     assert "test_uar" in cell.metrics and cell.params["fold"] == "1"
+
+    # both URLs carry the password: it reaches no param, tag, artifact, Optuna attribute or output line
+    spec = tracker.client.download_artifacts(cell.run_id, "cell_spec.json", str(tmp_path))
+    logged = json.dumps([[r.params, r.tags] for r in everything]) + Path(spec).read_text()
+    logged += json.dumps([[t.user_attrs, t.system_attrs] for t in trials], default=str)
+    logged += json.dumps(optuna.load_study(study_name=target.study_name, storage=storage).user_attrs)
+    assert PASSWORD not in logged + proc.stdout + proc.stderr
+    assert "***@127.0.0.1" in proc.stdout  # the dashboard hint names the storage, masked
