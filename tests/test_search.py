@@ -1,12 +1,14 @@
 """Searches for real: Optuna journal storage, MLflow SQLite stores, worker processes, SIGKILL and Ctrl-C."""
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
@@ -28,6 +30,7 @@ from benchmark.search import (
 from benchmark.studies import SearchSpec, StudyError, load_study
 from benchmark.tracking import Tracker, resolve_uri
 
+REPO = Path(__file__).resolve().parents[1]
 STUDY = """
 name = "searchmini"
 [data]
@@ -362,11 +365,18 @@ def test_a_worker_killed_mid_trial_is_covered_by_the_others(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_search_and_the_next_run_retries_the_interrupted_trial(tmp_path):
-    path = make_study(tmp_path, trials=3, epochs=3)
-    study = load_study(path)
+def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(tmp_path):
+    # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat
+    path = REPO / "studies" / "search_embedded.toml"
+    overrides = [
+        "search.trials=3",
+        "search.heartbeat_s=1",
+        "search.grace_s=4",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    study = load_study(path, overrides)
     tracker = tracker_of(study)
-    proc = cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    proc = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     victim = wait_for_running_trial(tracker, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
     out, _ = proc.communicate(timeout=300)
@@ -377,9 +387,27 @@ def test_ctrl_c_stops_the_search_and_the_next_run_retries_the_interrupted_trial(
     assert all(t.state == TrialState.FAIL for t in interrupted)
     assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
 
-    rerun = cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    rerun = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out
     trials = assert_exactly_once(study, 3)
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
     assert retry.params == trials[number].params
+
+
+@pytest.mark.slow
+def test_search_cost_times_every_mode_of_a_trial(tmp_path, capsys):
+    from benchmark.cli import main
+
+    path = make_study(tmp_path, epochs=1)
+    out = tmp_path / "cost.json"
+    assert main(["search-cost", str(path), "search.folds=[2]", "--repeats", "1", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["modes"]) == {"cached", "cold", "uncached"}
+    assert all(len(m["all"]) == 1 and m["seconds"] > 0 for m in figures["modes"].values())
+    assert figures["values"]["temperature"] == pytest.approx((0.05 * 0.5) ** 0.5)  # the log-range middle
+    assert "cached" in capsys.readouterr().out
+    with pytest.raises(SearchError, match=r"train\.freeze_encoders: set 'audio' or 'all'"):
+        from benchmark.search import measure_trial_cost
+
+        measure_trial_cost(load_study(path, ["train.freeze_encoders=none"]))
