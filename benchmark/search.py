@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -339,8 +340,11 @@ def suggest(trial: optuna.Trial, study: Study, target: Target) -> dict[str, floa
 class Objective:
     """Mean best validation UAR over the search folds, for one trial; logs the trial's MLflow run."""
 
-    def __init__(self, ctx: Context, study: Study, target: Target, parent_run_id: str, search_id: str) -> None:
+    def __init__(
+        self, ctx: Context, study: Study, target: Target, parent_run_id: str, search_id: str, worker: int = 0
+    ) -> None:
         self.ctx = ctx
+        self.worker = worker
         self.study = study
         self.target = target
         self.parent_run_id = parent_run_id
@@ -361,6 +365,7 @@ class Objective:
             "gemo.search_id": self.search_id,
             "gemo.optuna_study": self.target.study_name,
             "gemo.trial_number": str(trial.number),
+            "gemo.worker": str(self.worker),
         }
         name = f"trial {trial.number}: " + " ".join(f"{k}={v:.3g}" for k, v in values.items())
         run_id = tracker.start_child("trial", self.parent_run_id, name, params, tags)
@@ -411,9 +416,17 @@ class Objective:
 # ---- workers ------------------------------------------------------------------------------------------------
 
 
-def make_sampler(spec: SearchSpec, worker: int) -> optuna.samplers.BaseSampler:
-    # Each worker needs its own seed: identically seeded workers would propose identical trials.
-    seed = None if spec.seed is None else spec.seed + worker
+def make_sampler(spec: SearchSpec, trial_number: int) -> optuna.samplers.BaseSampler:
+    """The sampler for trial ``trial_number``, seeded from (``search.seed``, the trial's number).
+
+    A seed per trial, not per worker: identically seeded workers, or a resumed search starting its
+    sampler afresh, would propose the points already tried. The samplers keep no state besides their
+    random generator (TPE models the finished trials read from the storage), so a fresh one per trial
+    loses nothing, and one worker replays the same sequence.
+    """
+    seed = None
+    if spec.seed is not None:
+        seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
@@ -436,7 +449,7 @@ def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[st
 
     Args:
         study: the study (its ``[search]`` table).
-        worker: this worker's index (offsets the sampler seed).
+        worker: this worker's index (tagged on its trial runs, ``gemo.worker``).
         parents: each search's MLflow parent run id, by Optuna study name (opened by the coordinator).
 
     Returns:
@@ -453,22 +466,23 @@ def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[st
         ostudy = optuna.load_study(
             study_name=target.study_name,
             storage=storage,
-            sampler=make_sampler(study.search, worker),
             pruner=make_pruner(study.search, len(search_folds(study)) * epochs),
         )
         sid = search_id(url, target)
-        objective = Objective(ctx, study, target, parents[target.study_name], sid)
+        objective = Objective(ctx, study, target, parents[target.study_name], sid, worker)
         claim = Claim(url, target.study_name)
         ran[target.study_name] = 0
         while True:
             with claim.held():
                 fail_stale(ostudy, retry)
                 end_orphan_runs(ctx, sid, ostudy)
-                counts = count_trials(ostudy.get_trials(deepcopy=False))
+                trials = ostudy.get_trials(deepcopy=False)
+                counts = count_trials(trials)
                 if counts.done >= budget:
                     break
                 start = counts.done + counts.running < budget
                 if start:
+                    ostudy.sampler = make_sampler(study.search, len(trials))  # the next trial's number
                     _one_trial(ostudy, objective, claim, ctx)
                     ran[target.study_name] += 1
             if not start:  # the last trials run elsewhere: wait for them (or for them to turn stale)

@@ -116,7 +116,9 @@ class SearchSpec:
         folds: folds whose validation UAR is averaged (default: ``protocol.folds``); their test sessions
             are never used by the search.
         sampler: ``tpe`` or ``random``.
-        seed: sampler seed (worker ``i`` uses ``seed + i``); None draws one.
+        seed: sampler seed; trial ``n`` samples with a seed drawn from ``(seed, n)``, so one worker
+            replays the same trials and several workers or a resumed search never repeat a point.
+            None: unseeded.
         pruner: ``median``, ``hyperband`` or ``none``; intermediate values are reported per fold x epoch.
         startup_trials: trials before TPE models the space and before the median pruner prunes.
         warmup_epochs: epochs of the first fold before the median pruner may prune a trial.

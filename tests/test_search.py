@@ -239,6 +239,28 @@ def test_a_silent_trial_is_failed_and_retried_with_its_values_and_an_interrupted
     assert count_trials(study.trials).done == 1 and count_trials(study.trials).waiting == 0
 
 
+def test_a_seeded_search_replays_its_trials_and_never_repeats_a_point():
+    from benchmark.search import make_sampler
+
+    def sample(spec, numbers):
+        study = optuna.create_study(direction="maximize")
+        out = []
+        for n in numbers:  # as the workers do: a sampler per trial, seeded by the trial's number
+            study.sampler = make_sampler(spec, n)
+            trial = study.ask()
+            out.append(trial.suggest_float("alpha", 0.0, 1.0))
+            study.tell(trial, 0.5)
+        return out
+
+    seeded = SearchSpec(seed=7, sampler="random")
+    first = sample(seeded, range(6))
+    assert sample(seeded, range(6)) == first  # reproducible
+    assert len(set(first)) == 6
+    # a resumed search (or another worker) drawing trial 3 gets trial 3's point, not trial 0's again
+    assert sample(seeded, [3])[0] == first[3] != first[0]
+    assert sample(SearchSpec(seed=8, sampler="random"), range(6)) != first
+
+
 # ---- whole searches -----------------------------------------------------------------------------------------
 
 
