@@ -35,7 +35,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 
 def _run_tests(session: nox.Session, *marker: str) -> None:
-    _install(session, "test", "ui-test")
+    _install(session, "test", "ui-test", "postgres")
     session.run("pytest", *marker, *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
 
@@ -106,6 +106,23 @@ def throughput(session: nox.Session) -> None:
     """Measure training throughput: a naive loop and the suite's step side by side (GPU when present)."""
     _install(session)
     session.run("gemo-bench", "bench", "throughput", *session.posargs)
+
+
+@nox.session
+def search(session: nox.Session) -> None:
+    """Search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml); rerun to resume."""
+    _install(session)
+    study = "studies/search_embedded.toml"
+    session.run("gemo-bench", "search", study, "--workers", "2", *session.posargs)
+    session.log("browse the trials: nox -s ui (each trial is a run nested under its search), or")
+    session.log("  pip install optuna-dashboard && optuna-dashboard .gemo/optuna/search_embedded.journal")
+
+
+@nox.session
+def search_cost(session: nox.Session) -> None:
+    """Time one search trial with and without the frozen-feature cache, side by side (a benchmark)."""
+    _install(session)
+    session.run("gemo-bench", "search-cost", "studies/search_embedded.toml", "--finetune", *session.posargs)
 
 
 @nox.session

@@ -53,7 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: train.epochs=3")
     run.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU when several)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_executor_args(run)
     run.set_defaults(func=cmd_run)
+
+    search = sub.add_parser("search", help="Optuna search of alpha / temperature / lr, then the best on the test folds")
+    search.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
+    search.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: search.pruner=none")
+    search.add_argument("--trials", type=int, help="finished trials wanted per search (search.trials)")
+    search.add_argument("--workers", type=int, default=1, help="search workers (processes, or array tasks)")
+    search.add_argument("--no-evaluate", action="store_true", help="skip the best configuration's test-fold run")
+    search.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_executor_args(search)
+    search.set_defaults(func=cmd_search)
+
+    cost = sub.add_parser(
+        "search-cost", help="per-trial cost with and without the frozen-feature cache, measured side by side"
+    )
+    cost.add_argument("study", help="study file with frozen encoders (train.freeze_encoders)")
+    cost.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys")
+    cost.add_argument("--repeats", type=int, default=3, help="trials timed per mode, interleaved (default 3)")
+    cost.add_argument("--finetune", action="store_true", help="also time a fine-tuning trial (no frozen encoders)")
+    cost.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    cost.set_defaults(func=cmd_search_cost)
 
     report = sub.add_parser("report", help="write reports from logged runs").add_subparsers(
         dest="report_command", required=True
@@ -138,6 +159,29 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of the device for MFU (default: table / measured)")
     p.add_argument("--json", metavar="PATH", help="also write the figures, device and versions to this JSON file")
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    from benchmark.executors import KINDS
+
+    g = p.add_argument_group("executor (default: the study's [executor] table)")
+    g.add_argument("--executor", choices=KINDS, help="local processes, a Slurm job array, or submitit's local runner")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--gpus-per-task", type=int, help="GPUs per array task")
+    g.add_argument("--timeout-min", type=int, help="wall-clock limit per array task")
+    g.add_argument("--array-parallelism", type=int, help="array tasks running at once")
+
+
+def _executor_overrides(args: argparse.Namespace) -> list[str]:
+    """The executor flags as study overrides, so they are validated like the file's own keys."""
+    flags = {
+        "kind": args.executor,
+        "partition": args.partition,
+        "gpus_per_task": args.gpus_per_task,
+        "timeout_min": args.timeout_min,
+        "array_parallelism": args.array_parallelism,
+    }
+    return [f"executor.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
 
 
 def _add_synth_args(p: argparse.ArgumentParser) -> None:
@@ -328,7 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run_study
     from benchmark.studies import load_study
 
-    study = load_study(args.study, args.overrides)
+    study = load_study(args.study, [*args.overrides, *_executor_overrides(args)])
     summary = run_study(study, workers=args.workers, progress=not args.no_progress)
     print(
         f"{study.name}: {len(summary.trained)} cells trained, {len(summary.skipped)} already finished, "
@@ -337,6 +381,61 @@ def cmd_run(args: argparse.Namespace) -> int:
     for reason in summary.failed.values():
         print(f"  failed: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from benchmark import provenance
+    from benchmark.search import run_search, storage_url
+    from benchmark.studies import load_study
+
+    trials = [] if args.trials is None else [f"search.trials={args.trials}"]
+    study = load_study(args.study, [*args.overrides, *trials, *_executor_overrides(args)])
+    storage = provenance.redact_uri(storage_url(study))
+    try:
+        results = run_search(study, workers=args.workers, evaluate=not args.no_evaluate, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"{study.name}: interrupted; run the same command again to resume the search", file=sys.stderr)
+        return 130
+    failed = False
+    for error in results[0].worker_errors if results else []:
+        print(f"note: {error} (its trials were retried by the other workers)", file=sys.stderr)
+    for r in results:
+        c = r.counts
+        print(f"{r.target.study_name}: {c.done} trials ({c.complete} complete, {c.pruned} pruned, {c.failed} failed)")
+        if r.best_trial is None:
+            print("  no complete trial: nothing to evaluate")
+            continue
+        values = ", ".join(f"{k}={v:.4g}" for k, v in r.best_values.items())
+        print(f"  best: trial {r.best_trial}, mean validation UAR {r.best_value:.4f} ({values})")
+        if r.evaluation is not None:
+            failed |= bool(r.evaluation.failed)
+            for reason in r.evaluation.failed.values():
+                print(f"  failed: {reason}", file=sys.stderr)
+        if r.test:
+            print(
+                f"  test folds ({int(r.test.get('folds', 0))}): UAR {r.test['uar_mean']:.4f} +- {r.test['uar_std']:.4f}, "
+                f"WAR {r.test['war_mean']:.4f} +- {r.test['war_std']:.4f}"
+            )
+    print(f"trials: optuna-dashboard {storage}    runs: nox -s ui (nested under each 'search' run)")
+    return 1 if failed else 0
+
+
+def cmd_search_cost(args: argparse.Namespace) -> int:
+    from benchmark.search import measure_trial_cost
+    from benchmark.studies import load_study
+
+    study = load_study(args.study, args.overrides)
+    figures = measure_trial_cost(study, repeats=args.repeats, finetune=args.finetune)
+    print(f"{study.name}: seconds per trial ({figures['trial']}), median of {args.repeats}, on {figures['device']}")
+    for mode, row in figures["modes"].items():
+        ratio = row["seconds"] / figures["modes"]["cached"]["seconds"]
+        print(f"  {mode:>10}: {row['seconds']:8.2f} s   x{ratio:.1f}   {row['what']}")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def cmd_report_table(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Execute a study's cells: resumable, lock-protected, one or many local worker processes.
+"""Execute a study's cells: resumable, lock-protected, local worker processes or a Slurm job array.
 
 No training logic lives here: a cell is ``train.train_cell``; tracking is ``tracking.Tracker``.
 
@@ -12,6 +12,9 @@ Resumption and exclusion:
   children: every ``run`` starts by recomputing such parents (:func:`repair_parents`).
 
 ``faults.checkpoint`` marks the moments in between, where tests kill the process on purpose.
+
+With ``executor.kind = "slurm"`` (or ``submitit-local``) each unfinished cell is one task of a job array
+(``benchmark.executors``); a task runs :func:`run_cell_task`, the same locked ``run_one`` as a local worker.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tqdm.auto import tqdm
 from benchmark import provenance
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.data.sources import fingerprint
+from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.faults import checkpoint
 from benchmark.models.presets import describe_weights
 from benchmark.studies import Study, cell_id, config_id
@@ -266,6 +270,7 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
     )
     study = ctx.study.to_dict()
     study["tracking"]["uri"] = provenance.redact_uri(study["tracking"]["uri"])  # a URI may carry a password
+    study["search"]["storage"] = provenance.redact_uri(study["search"]["storage"])
     resolved = {
         "cell": spec.to_dict(),
         "study": study,
@@ -290,14 +295,19 @@ def attempt(ctx: Context, cell: CellSpec, progress: bool) -> tuple[str, str]:
         return "failed", f"{type(exc).__name__}: {exc}"
 
 
-def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSummary:
+def run_study(
+    study: Study, *, workers: int = 1, progress: bool = True, executor: ExecutorSpec | None = None
+) -> RunSummary:
     """Run every unfinished cell of ``study`` and return what happened.
 
     Args:
         workers: local worker processes; with several visible GPUs each worker is pinned to one of them
-            (``CUDA_VISIBLE_DEVICES``).
+            (``CUDA_VISIBLE_DEVICES``). Unused by a job array, which runs one task per cell.
         progress: show a progress bar with an ETA over the cells (and per-epoch bars with one worker).
+        executor: where cells run (default: the study's ``[executor]``): ``local`` worker processes, or a
+            ``slurm``/``submitit-local`` job array with one task per cell.
     """
+    executor = executor or study.executor
     started = time.perf_counter()
     ctx = prepare(study)
     sweep_stale(ctx)
@@ -319,7 +329,9 @@ def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSu
         outcomes[cid] = (outcome, f"{run_name(cell)} fold {cell.fold}: {reason}")
 
     outcomes: dict[str, tuple[str, str]] = {}
-    if workers <= 1:
+    if executor.kind != "local":
+        _run_array(study, todo, executor, report, state_dir(ctx.tracker.uri))
+    elif workers <= 1:
         for cell in todo:
             report(cell, *attempt(ctx, cell, progress))
     else:
@@ -332,6 +344,23 @@ def run_study(study: Study, *, workers: int = 1, progress: bool = True) -> RunSu
             (summary.trained if outcome == "trained" else summary.skipped).append(cid)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_cell_task(study: Study, cell: CellSpec) -> tuple[str, str]:
+    """One job-array task: (outcome, reason) of running one cell of ``study``."""
+    from benchmark.models.encoders import silence_known_warnings
+
+    silence_known_warnings()
+    return attempt(prepare(study), cell, progress=False)
+
+
+def _run_array(study: Study, cells: list[CellSpec], spec: ExecutorSpec, report, state: Path) -> None:
+    folder = Path(spec.folder) if spec.folder else state / "submitit"
+
+    def done(outcome: TaskOutcome) -> None:
+        report(cells[outcome.index], *(("failed", outcome.error) if outcome.error else outcome.value))
+
+    run_array(run_cell_task, [(study, c) for c in cells], spec, folder, f"gemo-{study.name}", done)
 
 
 def _gpu_ids() -> list[str]:

@@ -38,6 +38,14 @@ seeds = [0]
 [tracking]
 uri = ""                             # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here
 experiment = ""                      # default: the study name
+
+[search]                             # SearchSpec: `gemo-bench search` (benchmark/search.py)
+trials = 20
+alpha = [0.0, 1.0]                   # a range (uniform) or a number (fixed)
+temperature = [0.02, 0.5]            # a range (log-uniform) or a number; default model.temperature
+lr = [1e-4, 1e-2]                    # a range (log-uniform) or a number; default train.lr
+
+[executor]                           # benchmark.executors.ExecutorSpec: local, slurm or submitit-local
 ```
 
 ``key=value`` overrides (``train.epochs=3``, ``method.alphas=[0.8, 0.9]``) are applied to the parsed table
@@ -59,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.sources import DataSpec
+from benchmark.executors import ExecutorSpec
 from benchmark.losses import check_alpha
 from benchmark.models.clap import ClapConfig
 from benchmark.models.presets import default_lr, resolve_encoder
@@ -95,6 +104,94 @@ class Tracking:
     experiment: str = ""
 
 
+SAMPLERS: tuple[str, ...] = ("tpe", "random")
+PRUNERS: tuple[str, ...] = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """An Optuna search over alpha_e, the temperature and the learning rate (``gemo-bench search``).
+
+    Attributes:
+        trials: finished trials wanted per search (one search per audio encoder x variant).
+        alpha: a ``[low, high]`` range searched uniformly, or a number (fixed); unused by Emo-CLAP.
+        temperature: a ``[low, high]`` range searched log-uniformly, or a number; None keeps
+            ``model.temperature``. It is the initial value when ``model.learnable_temperature``.
+        lr: a ``[low, high]`` range searched log-uniformly, or a number; None keeps ``train.lr``.
+        folds: folds whose validation UAR is averaged (default: ``protocol.folds``); their test sessions
+            are never used by the search.
+        sampler: ``tpe`` or ``random``.
+        seed: sampler seed; trial ``n`` samples with a seed drawn from ``(seed, n)``, so one worker
+            replays the same trials and several workers or a resumed search never repeat a point.
+            None: unseeded.
+        pruner: ``median``, ``hyperband`` or ``none``; intermediate values are reported per fold x epoch.
+        startup_trials: trials before TPE models the space and before the median pruner prunes.
+        warmup_epochs: epochs of the first fold before the median pruner may prune a trial.
+        storage: an SQLAlchemy URL (``postgresql://...``) or a journal file path; default:
+            ``.gemo/optuna/<study>.journal`` beside the MLflow store.
+        heartbeat_s: how often a running trial records that its worker is alive.
+        grace_s: a running trial without a heartbeat for this long is failed and retried.
+        max_retry: retries of a trial whose worker died or was interrupted.
+    """
+
+    trials: int = 20
+    alpha: tuple[float, ...] | float = (0.0, 1.0)
+    temperature: tuple[float, ...] | float | None = None
+    lr: tuple[float, ...] | float | None = None
+    folds: tuple[int, ...] = ()
+    sampler: str = "tpe"
+    seed: int | None = None
+    pruner: str = "median"
+    startup_trials: int = 5
+    warmup_epochs: int = 1
+    storage: str = ""
+    heartbeat_s: int = 10
+    grace_s: int = 60
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials must be >= 1, got {self.trials}")
+        _check_range("alpha", self.alpha, low=0.0, high=1.0, closed=True)
+        _check_range("temperature", self.temperature, low=0.0, high=float("inf"), closed=False)
+        _check_range("lr", self.lr, low=0.0, high=float("inf"), closed=False)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+        if self.startup_trials < 0 or self.warmup_epochs < 0 or self.max_retry < 0:
+            raise ValueError("startup_trials, warmup_epochs and max_retry must be >= 0")
+        if self.heartbeat_s < 1:
+            raise ValueError(f"heartbeat_s must be >= 1, got {self.heartbeat_s}")
+        if self.grace_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"grace_s must be at least twice the heartbeat interval ({self.heartbeat_s} s), got {self.grace_s}"
+            )
+
+    def space(self) -> dict[str, tuple[float, float] | float | None]:
+        """Each searched value as ``(low, high)`` or a fixed number (None: the study's own value)."""
+        return {name: _as_range(getattr(self, name)) for name in ("alpha", "temperature", "lr")}
+
+
+def _as_range(value: tuple[float, ...] | float | None) -> tuple[float, float] | float | None:
+    if isinstance(value, tuple):
+        return value[0] if value[0] == value[1] else (value[0], value[1])
+    return value
+
+
+def _check_range(name: str, value, *, low: float, high: float, closed: bool) -> None:
+    if value is None:
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
+        raise ValueError(f"{name} must be a number or a range [low, high] with low <= high, got {list(value)}")
+    for v in values:
+        inside = (low <= v <= high) if closed else (low < v < high)
+        if not inside:
+            where = f"[{low:g}, {high:g}]" if closed else "positive"
+            raise ValueError(f"{name} must be {where}, got {v}")
+
+
 @dataclass(frozen=True)
 class Study:
     """A parsed, validated study. ``train`` holds only the keys the file set (lr defaults per encoder)."""
@@ -108,6 +205,8 @@ class Study:
     train: Mapping[str, Any] = field(default_factory=dict)
     protocol: Protocol = field(default_factory=Protocol)
     tracking: Tracking = field(default_factory=Tracking)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     description: str = ""
 
     @property
@@ -174,6 +273,8 @@ _TABLES = {
     "train": TrainConfig,
     "protocol": Protocol,
     "tracking": Tracking,
+    "search": SearchSpec,
+    "executor": ExecutorSpec,
 }
 _TOP_LEVEL = {"name", "description", *_TABLES}
 
@@ -271,6 +372,17 @@ def _validate(study: Study, where: str) -> None:
         raise StudyError(f"{where}: protocol.folds: distinct {what}, got {folds}")
     if not study.protocol.seeds:
         raise StudyError(f"{where}: protocol.seeds: needs at least one seed")
+    folds = study.search.folds
+    if any(not 1 <= f <= 5 for f in folds) or len(set(folds)) != len(folds):
+        raise StudyError(f"{where}: search.folds: distinct sessions in 1..5, got {list(folds)}")
+    temperature = study.search.space()["temperature"]
+    if temperature is not None:
+        lowest = temperature[0] if isinstance(temperature, tuple) else temperature
+        if 1.0 / lowest > study.model.max_logit_scale:
+            raise StudyError(
+                f"{where}: search.temperature: {lowest:g} gives a logit scale above model.max_logit_scale "
+                f"({study.model.max_logit_scale:g})"
+            )
 
 
 def _convert(cls, key: str, value: Any, where: str) -> Any:

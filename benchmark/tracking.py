@@ -6,7 +6,12 @@ Layout of a study's experiment:
 - one parent run per configuration (encoder, variant, alpha, seed, ...; ``gemo.kind = config``) with
   WAR/UAR mean and std over its finished folds;
 - one child run per fold (``gemo.kind = cell``): the resolved config as params, per-epoch metrics,
-  final test metrics overall and per gender, artifacts (confusion matrices, predictions, spec).
+  final test metrics overall and per gender, artifacts (confusion matrices, predictions, spec);
+- per search (``gemo-bench search``; one per audio encoder x variant) a parent run (``gemo.kind =
+  search``) with a nested run per Optuna trial (``trial``: the sampled values as params, per-epoch
+  ``val_uar`` and the running ``objective``, the best validation UAR per fold ``val_uar_fold<k>``, the
+  final ``objective``) and a nested ``search-best`` run that points at the best configuration's
+  test-fold evaluation (an ordinary configuration parent with its fold runs).
 
 Only a few metric columns are logged so the UI stays usable with many runs; per-class detail is in
 the artifacts.
@@ -254,6 +259,41 @@ class Tracker:
         self._log(parent_id, metrics=summary)
         self.client.set_tag(parent_id, "gemo.folds_done", str(len(children)))
         return summary
+
+    def open_search(self, search_id: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """The search's parent run: created once, RUNNING while a search command works on it.
+
+        Opened by the coordinating process before any worker starts, so workers only nest runs under it.
+        """
+        found = self.runs("search", search_id=search_id)
+        if found:
+            if found[0].status != "RUNNING":
+                self.client.update_run(found[0].run_id, status="RUNNING")
+            return found[0].run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={**tags, "gemo.kind": "search", "gemo.search_id": search_id}
+        )
+        self._log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def start_child(
+        self, kind: str, parent_id: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> str:
+        """A RUNNING run nested under ``parent_id`` (``gemo.kind = kind``), e.g. one search trial."""
+        tags = {
+            **tags,
+            "gemo.kind": kind,
+            PARENT_TAG: parent_id,
+            "gemo.pid": str(os.getpid()),
+            "gemo.host": socket.gethostname(),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        self._log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
 
     def study_run(self, name: str, tags: Mapping[str, str]) -> str:
         """The study's own run (reports are logged there), created once."""

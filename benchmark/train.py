@@ -1,8 +1,10 @@
 """Fit and evaluate one cell: one fold of one configuration (encoders x variant x alpha x seed).
 
 Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
-:func:`train_epoch`, :func:`evaluate_split`, :func:`train_cell`. This module never logs to a tracker; the
-caller passes ``on_epoch`` to see per-epoch figures.
+:func:`train_epoch`, :func:`evaluate_split`; :func:`fit_cell` trains and selects the epoch on validation,
+:func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
+``freeze_encoders`` the loaders can yield cached pooled features (``benchmark.features``) through the same
+steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,6 +25,7 @@ from benchmark import metrics
 from benchmark.data.batching import AudioBudgetSampler, Batch, Collator, LengthBucketSampler, UtteranceDataset
 from benchmark.data.folds import VAL_STRATEGIES, Fold, split_fold
 from benchmark.data.records import CLASSES, Utterance
+from benchmark.features import PooledFeatures, feature_loaders, pooled_features
 from benchmark.losses import (
     check_alpha,
     check_finite,
@@ -42,6 +46,7 @@ ML_MODES: tuple[str, ...] = ("head", "prompt")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 SPEED_OPTIONS: tuple[str, ...] = ("attention", "compile", "grad_checkpointing")
+FREEZE: tuple[str, ...] = ("none", "audio", "all")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,13 @@ class TrainConfig:
         grad_checkpointing: recompute the audio encoder's layer activations in backward (large encoders on
             small GPUs: less memory, about a third more compute).
 
+        freeze_encoders: ``none`` (fine-tune both encoders), ``audio`` (keep the audio encoder fixed; the
+            text encoder still learns on the K prompts) or ``all`` (only the projection heads, the logit
+            scale and the gender head train).
+        feature_cache: with a frozen audio encoder, pool each utterance's audio features once (centred
+            crop of ``max_seconds``) and cache them on disk (``benchmark.features``), so training never
+            runs the audio encoder; off, the frozen encoder runs on every batch (random training crops).
+
     ``attention``, ``compile`` and ``grad_checkpointing`` change how fast a step runs, not what it computes
     (up to float rounding), so they are not part of a cell's identity (:meth:`CellSpec.identity`).
     """
@@ -96,6 +108,8 @@ class TrainConfig:
     attention: str = "auto"
     compile: bool = False
     grad_checkpointing: bool = False
+    freeze_encoders: str = "none"
+    feature_cache: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -115,6 +129,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("val_strategy", self.val_strategy, VAL_STRATEGIES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("freeze_encoders", self.freeze_encoders, FREEZE)
 
 
 @dataclass(frozen=True)
@@ -269,6 +284,8 @@ def setup_model(spec: CellSpec, *, random_init: bool = False) -> tuple[ClapModel
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed + 2)
         model = ClapModel(audio, text, spec.model)
+    if spec.train.freeze_encoders != "none":
+        model.freeze_encoders(spec.train.freeze_encoders)
     return model, Collator(audio.feature_extractor)
 
 
@@ -329,8 +346,19 @@ def split_loader(
     return make_loader(dataset, cfg, collator, train=train, seed=spec.seed, pin_memory=pin_memory)
 
 
-def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool) -> dict[str, DataLoader]:
-    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits."""
+def setup_data(
+    fold: Fold,
+    spec: CellSpec,
+    collator: Collator,
+    pin_memory: bool,
+    features: PooledFeatures | None = None,
+) -> dict[str, DataLoader]:
+    """Loaders for the fold's train (shuffled, random crops), val and test (ordered, centred crops) splits.
+
+    With ``features`` (frozen encoders, cached pooled features) the loaders yield feature batches instead.
+    """
+    if features is not None:
+        return feature_loaders(fold, features, spec.train.batch_size, spec.seed, pin_memory)
     return {
         name: split_loader(recs, spec, collator, train=name == "train", pin_memory=pin_memory)
         for name, recs in (("train", fold.train), ("val", fold.val), ("test", fold.test))
@@ -340,7 +368,7 @@ def setup_data(fold: Fold, spec: CellSpec, collator: Collator, pin_memory: bool)
 def loss_step(model: ClapModel, batch: Batch, spec: CellSpec) -> torch.Tensor:
     """The variant's loss on one batch (the adapter from model outputs to the pure loss functions)."""
     prompt_mode = spec.variant == "ml-gemo-clap" and spec.ml_mode == "prompt"
-    out: ClapOutput = model(batch.input_values, batch.sample_mask, gender_prompts=prompt_mode)
+    out: ClapOutput = model(**batch.model_inputs(), gender_prompts=prompt_mode)
     logits = pair_logits(out.audio_emb, out.class_emb, batch.emotion, out.logit_scale)
     if spec.variant == "sl-gemo-clap":
         return clap_loss(logits, soft_targets(batch.emotion, batch.gender, spec.alpha, spec.target_norm))
@@ -421,7 +449,7 @@ def evaluate_split(
         class_emb = model.class_embeddings()  # the K prompts, embedded once
         for batch in loader:
             batch = batch.to(device)
-            y_pred.append(model.predict(batch.input_values, batch.sample_mask, class_emb).cpu())
+            y_pred.append(model.predict(class_emb=class_emb, **batch.model_inputs()).cpu())
             y_true.append(batch.emotion.cpu())
             index.append(batch.index.cpu())
     return torch.cat(index).numpy(), torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
@@ -443,22 +471,44 @@ def make_optimizer(model: ClapModel, cfg: TrainConfig, device: torch.device, tot
     return optimizer, scheduler
 
 
-def train_cell(
+@dataclass
+class Fit:
+    """A cell trained on its fold's training split, its epoch chosen by validation UAR; the test session unseen."""
+
+    spec: CellSpec
+    model: ClapModel
+    collator: Collator
+    fold: Fold
+    loaders: dict[str, DataLoader]
+    history: list[EpochStats]
+    best_epoch: int
+    device: torch.device
+    started: float
+
+    @property
+    def best_val_uar(self) -> float:
+        return max(h.val_uar for h in self.history)
+
+
+def fit_cell(
     records: Sequence[Utterance],
     spec: CellSpec,
     *,
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
-    cross_corpus: Mapping[str, Sequence[Utterance]] | None = None,
-) -> CellResult:
-    """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
+    cache_dir: str | Path | None = None,
+) -> Fit:
+    """Train on the fold's training split and keep the epoch with the best validation UAR.
+
+    The test session is not touched: searches stop here, :func:`evaluate_cell` scores it once.
 
     Args:
         records: the whole corpus (4-class records); the fold is cut from it here.
         spec: the cell.
         progress: show tqdm progress bars (on stderr).
-        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
-        cross_corpus: other corpora (name -> records) the selected model is also scored on, whole.
+        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers and pruners; an
+            exception raised there stops training and propagates).
+        cache_dir: root of the pooled-feature cache (frozen encoders); None: ``$GEMO_CACHE``.
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
@@ -470,7 +520,20 @@ def train_cell(
     fold = split_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)
     model, collator = setup_model(spec)
     prepare_model(model.to(device), cfg, device)
-    loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda")
+    features = None
+    if cfg.freeze_encoders != "none" and cfg.feature_cache:
+        features = pooled_features(
+            model,
+            collator,
+            records,
+            max_seconds=cfg.max_seconds,
+            batch_size=cfg.batch_size,
+            device=device,
+            dtype=autocast_dtype(cfg.precision, device),
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    loaders = setup_data(fold, spec, collator, pin_memory=device.type == "cuda", features=features)
     steps_per_epoch = math.ceil(len(loaders["train"]) / cfg.grad_accum)
     optimizer, scheduler = make_optimizer(model, cfg, device, steps_per_epoch * cfg.epochs)
 
@@ -503,31 +566,64 @@ def train_cell(
             break
 
     model.load_state_dict(best_state)
-    test, predictions = score(model, loaders["test"], device, cfg.precision)
+    return Fit(spec, model, collator, fold, loaders, history, best_epoch, device, started)
+
+
+def evaluate_cell(fit: Fit, cross_corpus: Mapping[str, Sequence[Utterance]] | None = None) -> CellResult:
+    """Score a fitted cell once on its test session, and on the whole of each cross-corpus evaluation corpus."""
+    spec, fold, precision = fit.spec, fit.fold, fit.spec.train.precision
+    test, predictions = score(fit.model, fit.loaders["test"], fold.test, fit.device, precision)
     cross = {}
     for name, recs in (cross_corpus or {}).items():
-        loader = split_loader(recs, spec, collator, train=False, pin_memory=False)
-        cross[name] = dict(zip(("test", "predictions"), score(model, loader, device, cfg.precision), strict=True))
+        loader = split_loader(recs, spec, fit.collator, train=False, pin_memory=False)
+        cross[name] = dict(
+            zip(("test", "predictions"), score(fit.model, loader, recs, fit.device, precision), strict=True)
+        )
     return CellResult(
         spec=spec,
         test=test,
-        history=history,
-        best_epoch=best_epoch,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
         predictions=predictions,
         sizes={"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
-        device=str(device),
-        seconds=time.perf_counter() - started,
+        device=str(fit.device),
+        seconds=time.perf_counter() - fit.started,
         cross_corpus=cross,
     )
 
 
-def score(model: ClapModel, loader: DataLoader, device: torch.device, precision: str) -> tuple[dict, list[dict]]:
-    """Metrics (overall and per gender) and per-utterance predictions, sorted by id, of a whole split."""
+def score(
+    model: ClapModel, loader: DataLoader, records: Sequence[Utterance], device: torch.device, precision: str
+) -> tuple[dict, list[dict]]:
+    """Metrics (overall and per gender) and per-utterance predictions, sorted by id, of ``records`` (the loader's)."""
     index, y_true, y_pred = evaluate_split(model, loader, device, precision)
-    recs = [loader.dataset.records[i] for i in index]
+    recs = [records[i] for i in index]
     predictions = [
         {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
         for r, p in zip(recs, y_pred, strict=True)
     ]
     test = metrics.evaluate(y_true, y_pred, [r.gender for r in recs], CLASSES)
     return test, sorted(predictions, key=lambda p: p["id"])
+
+
+def train_cell(
+    records: Sequence[Utterance],
+    spec: CellSpec,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    cross_corpus: Mapping[str, Sequence[Utterance]] | None = None,
+) -> CellResult:
+    """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
+
+    Args:
+        records: the whole corpus (4-class records); the fold is cut from it here.
+        spec: the cell.
+        progress: show tqdm progress bars (on stderr).
+        on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
+        cross_corpus: other corpora (name -> records) the selected model is also scored on, whole.
+
+    Raises:
+        NonFiniteLossError: a loss became NaN or infinite.
+    """
+    return evaluate_cell(fit_cell(records, spec, progress=progress, on_epoch=on_epoch), cross_corpus)

@@ -251,6 +251,10 @@ class Batch:
             *(t.pin_memory() for t in (self.input_values, self.sample_mask, self.emotion, self.gender, self.index))
         )
 
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The audio inputs of ``ClapModel`` (a feature batch gives ``pooled`` instead)."""
+        return {"input_values": self.input_values, "sample_mask": self.sample_mask}
+
 
 class Collator:
     """Pads a list of items through the checkpoint's own feature extractor (normalisation as it was trained).

@@ -106,10 +106,40 @@ class ClapModel(nn.Module):
         self.gender_head = nn.Linear(audio.hidden_size, len(config.gender_words)) if config.gender_head else None
         self._register_prompts("class", text.tokenizer(config.class_prompts(), padding=True, return_tensors="pt"))
         self._register_prompts("gender", text.tokenizer(config.gender_prompts(), padding=True, return_tensors="pt"))
+        self.frozen_audio = False
+        self.frozen_text = False
 
     def _register_prompts(self, name: str, tokens) -> None:
         self.register_buffer(f"{name}_ids", tokens["input_ids"], persistent=False)
         self.register_buffer(f"{name}_mask", tokens["attention_mask"], persistent=False)
+
+    def freeze_encoders(self, which: str = "all") -> None:
+        """Freeze the pre-trained audio encoder (``audio``) or both encoders (``all``).
+
+        A frozen encoder gets no gradients and stays in eval mode (no dropout, as when its features are
+        cached). With the text encoder frozen, the prompts' first-token states are computed once here
+        instead of at every step, so only the heads and the logit scale train.
+        """
+        if which not in ("audio", "all"):
+            raise ValueError(f"freeze_encoders must be 'audio' or 'all', got {which!r}")
+        self.audio_encoder.requires_grad_(False)
+        self.frozen_audio = True
+        if which == "all":
+            self.text_encoder.requires_grad_(False)
+            self.frozen_text = True
+            with torch.no_grad():
+                for name in ("class", "gender"):
+                    states = self._first_token_states(getattr(self, f"{name}_ids"), getattr(self, f"{name}_mask"))
+                    self.register_buffer(f"{name}_states", states, persistent=False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ClapModel:
+        super().train(mode)
+        if self.frozen_audio:
+            self.audio_encoder.eval()
+        if self.frozen_text:
+            self.text_encoder.eval()
+        return self
 
     def logit_scale(self) -> torch.Tensor:
         return self.log_logit_scale.exp().clamp(max=self.config.max_logit_scale)
@@ -125,26 +155,52 @@ class ClapModel(nn.Module):
     def embed_audio(self, pooled: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.audio_proj(pooled), dim=-1)
 
+    def _first_token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+
     def embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """First-token (``<s>``) hidden state, projected and L2-normalised."""
-        hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
+        return F.normalize(self.text_proj(self._first_token_states(input_ids, attention_mask)), dim=-1)
+
+    def _prompt_embeddings(self, name: str) -> torch.Tensor:
+        if self.frozen_text:  # the text encoder is fixed: its prompt states were computed once
+            return F.normalize(self.text_proj(getattr(self, f"{name}_states")), dim=-1)
+        return self.embed_text(getattr(self, f"{name}_ids"), getattr(self, f"{name}_mask"))
 
     def class_embeddings(self) -> torch.Tensor:
-        return self.embed_text(self.class_ids, self.class_mask)
+        return self._prompt_embeddings("class")
 
-    def forward(self, input_values: torch.Tensor, sample_mask: torch.Tensor, *, gender_prompts: bool = False):
-        pooled = self.pooled_audio(input_values, sample_mask)
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        sample_mask: torch.Tensor | None = None,
+        *,
+        pooled: torch.Tensor | None = None,
+        gender_prompts: bool = False,
+    ) -> ClapOutput:
+        """Outputs for a batch of waveforms, or of already pooled encoder features (``pooled``)."""
+        if pooled is None:
+            pooled = self.pooled_audio(input_values, sample_mask)
         return ClapOutput(
             audio_emb=self.embed_audio(pooled),
             class_emb=self.class_embeddings(),
             logit_scale=self.logit_scale(),
-            gender_emb=self.embed_text(self.gender_ids, self.gender_mask) if gender_prompts else None,
+            gender_emb=self._prompt_embeddings("gender") if gender_prompts else None,
             gender_logits=self.gender_head(pooled) if self.gender_head is not None else None,
         )
 
     @torch.no_grad()
-    def predict(self, input_values: torch.Tensor, sample_mask: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        input_values: torch.Tensor | None = None,
+        sample_mask: torch.Tensor | None = None,
+        class_emb: torch.Tensor | None = None,
+        *,
+        pooled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Class index per utterance: argmax cosine similarity to the class prompts."""
-        audio = self.embed_audio(self.pooled_audio(input_values, sample_mask))
-        return (audio @ class_emb.T).argmax(dim=-1)
+        if pooled is None:
+            pooled = self.pooled_audio(input_values, sample_mask)
+        if class_emb is None:
+            class_emb = self.class_embeddings()
+        return (self.embed_audio(pooled) @ class_emb.T).argmax(dim=-1)

@@ -1,0 +1,435 @@
+"""Searches for real: Optuna journal storage, MLflow SQLite stores, worker processes, SIGKILL and Ctrl-C."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+import benchmark.train as train_module
+from benchmark.search import (
+    INTERRUPTED_ATTR,
+    SearchError,
+    count_trials,
+    fail_stale,
+    open_storage,
+    retry_callback,
+    run_search,
+    storage_url,
+    targets,
+)
+from benchmark.studies import SearchSpec, StudyError, load_study
+from benchmark.tracking import Tracker, resolve_uri
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = """
+name = "searchmini"
+[data]
+corpus = "embedded"
+size = 100
+[encoders]
+audio = ["tiny-wavlm"]
+text = "tiny-roberta"
+[method]
+variants = ["sl-gemo-clap"]
+[model]
+proj_dim = 16
+[train]
+epochs = {epochs}
+batch_size = 16
+max_seconds = 1.0
+freeze_encoders = "audio"
+[protocol]
+folds = [1]
+[search]
+trials = {trials}
+temperature = [0.05, 0.5]
+lr = [1e-3, 1e-2]
+folds = [2, 3]
+pruner = "{pruner}"
+startup_trials = 2
+warmup_epochs = 1
+heartbeat_s = 1
+grace_s = 4
+[tracking]
+uri = "{uri}"
+"""
+
+
+def make_study(tmp_path, trials=3, epochs=2, pruner="none"):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "searchmini.toml"
+    path.write_text(STUDY.format(trials=trials, epochs=epochs, pruner=pruner, uri=uri))
+    return path
+
+
+def optuna_trials(study):
+    storage = open_storage(study.search, storage_url(study))
+    (target,) = targets(study)
+    return optuna.load_study(study_name=target.study_name, storage=storage).get_trials(deepcopy=False)
+
+
+def tracker_of(study):
+    return Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+
+
+def cli(*args, cwd):
+    # a session of its own: the test can signal the command and its workers together, like a terminal
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_running_trial(tracker, proc, timeout=300):
+    """A trial run that is mid-training (it logged an epoch), while ``proc`` is alive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in tracker.runs("trial", "RUNNING"):
+            if tracker.client.get_metric_history(run.run_id, "intermediate"):
+                return run
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    raise AssertionError("no trial reached its first epoch in time")
+
+
+def assert_exactly_once(study, trials):
+    """``trials`` trials finished, each once; nothing running or waiting; one MLflow run per trial."""
+    ot = optuna_trials(study)
+    counts = count_trials(ot)
+    assert counts.done == trials and counts.running == 0 and counts.waiting == 0, counts
+    finished = [t for t in ot if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == trials
+    assert len({t.number for t in finished}) == trials
+    # no two finished trials evaluated the same point (identically seeded workers would)
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == trials
+    tracker = tracker_of(study)
+    assert not tracker.runs("trial", "RUNNING")
+    runs = tracker.runs("trial", "FINISHED")
+    by_number = Counter(int(r.tags["gemo.trial_number"]) for r in runs)
+    assert by_number == Counter({t.number: 1 for t in finished}), by_number
+    for t in finished:
+        assert t.user_attrs["mlflow_run_id"] in {r.run_id for r in runs}
+    return ot
+
+
+# ---- spec ---------------------------------------------------------------------------------------------------
+
+
+def test_search_table_is_validated_with_file_and_key(tmp_path):
+    path = make_study(tmp_path)
+    study = load_study(path)
+    assert study.search.space() == {"alpha": (0.0, 1.0), "temperature": (0.05, 0.5), "lr": (1e-3, 1e-2)}
+    assert load_study(path, ["search.alpha=0.8"]).search.space()["alpha"] == 0.8
+    assert load_study(path, ["search.alpha=[0.9, 0.9]"]).search.space()["alpha"] == 0.9
+    bad = {
+        "search.alpha=[0.5, 1.5]": r"search\.alpha: alpha must be \[0, 1\], got 1.5",
+        "search.temperature=[0.5, 0.05]": r"search\.temperature: temperature must be a number or a range",
+        "search.lr=[0, 0.1]": r"search\.lr: lr must be positive, got 0",
+        "search.pruner=sometimes": r"search\.pruner: pruner must be one of median, hyperband, none",
+        "search.trials=0": r"search\.trials: trials must be >= 1",
+        "search.grace_s=1": r"search\.grace_s: grace_s must be at least twice the heartbeat interval",
+        "search.folds=[2, 7]": r"search\.folds: distinct sessions in 1\.\.5",
+        "search.temperature=[0.001, 0.5]": r"search\.temperature: 0\.001 gives a logit scale above",
+        "search.sampler='grid'": r"search\.sampler",
+        "search.storage=5": r"search\.storage: expected a string",
+        "search.trails=3": r"search\.trails: unknown key",
+        "executor.kind=cloud": r"executor\.kind: kind must be one of local, slurm, submitit-local",
+        "executor.gpus_per_task=-1": r"executor\.gpus_per_task",
+        "executor.queue=x": r"executor\.queue: unknown key",
+        "train.freeze_encoders=true": r"train\.freeze_encoders: expected a string",
+        "train.freeze_encoders=text": r"train\.freeze_encoders: freeze_encoders must be one of none, audio, all",
+    }
+    for override, message in bad.items():
+        with pytest.raises(StudyError, match=message) as err:
+            load_study(path, [override])
+        assert str(path) in str(err.value), override
+
+
+def test_default_storage_is_a_journal_beside_the_mlflow_store(tmp_path):
+    study = load_study(make_study(tmp_path))
+    assert storage_url(study) == str(tmp_path / ".gemo" / "optuna" / "searchmini.journal")
+    other = load_study(make_study(tmp_path), ["search.storage='postgresql://u:secret@db/optuna'"])
+    assert storage_url(other) == "postgresql://u:secret@db/optuna"
+
+
+# ---- budget and retries -------------------------------------------------------------------------------------
+
+
+def frozen(number, state, **system_attrs):
+    now = dt.datetime.now()
+    return FrozenTrial(
+        number=number,
+        state=state,
+        value=0.5 if state == TrialState.COMPLETE else None,
+        datetime_start=now,
+        datetime_complete=None if state in (TrialState.RUNNING, TrialState.WAITING) else now,
+        params={"alpha": 0.5},
+        distributions={"alpha": FloatDistribution(0, 1)},
+        user_attrs={},
+        system_attrs=system_attrs,
+        intermediate_values={},
+        trial_id=number,
+    )
+
+
+def test_budget_counts_a_retried_trial_once():
+    trials = [
+        frozen(0, TrialState.COMPLETE),
+        frozen(1, TrialState.PRUNED),
+        frozen(2, TrialState.FAIL),  # its worker died: retried as 4, then 4 died too: retried as 5
+        frozen(3, TrialState.FAIL),  # a diverging loss: counts, not retried
+        frozen(4, TrialState.FAIL, failed_trial=2, retry_history=[2]),
+        frozen(5, TrialState.RUNNING, failed_trial=2, retry_history=[2, 4]),
+        frozen(6, TrialState.WAITING),
+    ]
+    counts = count_trials(trials)
+    assert (counts.done, counts.running, counts.waiting) == (3, 1, 1)
+    assert (counts.complete, counts.pruned, counts.failed) == (1, 1, 1)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_silent_trial_is_failed_and_retried_with_its_values_and_an_interrupted_one_too(tmp_path):
+    # Study.ask stands in for the workers' Study.optimize, so each step can be checked on its own
+    spec = SearchSpec(heartbeat_s=1, grace_s=2, max_retry=2)
+    storage = open_storage(spec, str(tmp_path / "s.journal"))
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    retry = retry_callback(spec.max_retry)
+    first = study.ask()
+    alpha = first.suggest_float("alpha", 0.0, 1.0)
+    storage.record_heartbeat(first._trial_id)
+    fail_stale(study, retry)
+    assert study.trials[0].state == TrialState.RUNNING  # fresh heartbeat: alive
+
+    time.sleep(2.5)  # no heartbeat for longer than grace_s: its worker is gone
+    fail_stale(study, retry)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+    second = study.ask()  # the retry is claimed first, with the same value
+    assert second.number == 1 and second.suggest_float("alpha", 0.0, 1.0) == alpha
+    fail_stale(study, retry)  # it inherited the old heartbeat, but its own start is recent
+    assert study.trials[1].state == TrialState.RUNNING
+
+    second.set_user_attr(INTERRUPTED_ATTR, True)  # Ctrl-C: Optuna fails it, the next run retries it
+    study.tell(second, state=TrialState.FAIL)
+    fail_stale(study, retry)
+    fail_stale(study, retry)  # idempotent: one retry per failure
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
+    assert trials[2].params == {"alpha": alpha} and trials[2].system_attrs["retry_history"] == [0, 1]
+    assert count_trials(trials).done == 0
+
+    third = study.ask()
+    third.set_user_attr(INTERRUPTED_ATTR, True)
+    study.tell(third, state=TrialState.FAIL)
+    fail_stale(study, retry)  # max_retry = 2 reached: given up, and it counts as a failed trial
+    assert count_trials(study.trials).done == 1 and count_trials(study.trials).waiting == 0
+
+
+def test_a_seeded_search_replays_its_trials_and_never_repeats_a_point():
+    from benchmark.search import make_sampler
+
+    def sample(spec, numbers):
+        study = optuna.create_study(direction="maximize")
+        out = []
+        for n in numbers:  # as the workers do: a sampler per trial, seeded by the trial's number
+            study.sampler = make_sampler(spec, n)
+            trial = study.ask()
+            out.append(trial.suggest_float("alpha", 0.0, 1.0))
+            study.tell(trial, 0.5)
+        return out
+
+    seeded = SearchSpec(seed=7, sampler="random")
+    first = sample(seeded, range(6))
+    assert sample(seeded, range(6)) == first  # reproducible
+    assert len(set(first)) == 6
+    # a resumed search (or another worker) drawing trial 3 gets trial 3's point, not trial 0's again
+    assert sample(seeded, [3])[0] == first[3] != first[0]
+    assert sample(SearchSpec(seed=8, sampler="random"), range(6)) != first
+
+
+# ---- whole searches -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_path, monkeypatch):
+    path = make_study(tmp_path, trials=3)
+    study = load_study(path)
+    test_ids, leaks, evaluated = set(), [], []
+    real_fold, real_eval = train_module.loso_fold, train_module.evaluate_split
+
+    def fold_spy(*args, **kwargs):
+        fold = real_fold(*args, **kwargs)
+        test_ids.clear()
+        test_ids.update(r.id for r in fold.test)
+        return fold
+
+    def eval_spy(model, loader, device, precision):
+        ids = {r.id for r in loader.dataset.records}
+        evaluated.append(len(ids))
+        leaks.extend(ids & test_ids)
+        return real_eval(model, loader, device, precision)
+
+    monkeypatch.setattr(train_module, "loso_fold", fold_spy)
+    monkeypatch.setattr(train_module, "evaluate_split", eval_spy)
+    (result,) = run_search(study, evaluate=False, progress=False)
+    assert evaluated and not leaks  # validation only: no utterance of a fitted fold's test session
+    assert result.counts.complete == 3 and result.best_trial is not None and not result.test
+    monkeypatch.undo()
+
+    tracker = tracker_of(study)
+    (parent,) = tracker.runs("search")
+    assert parent.status == "FINISHED" and parent.metrics["best_objective"] == pytest.approx(result.best_value)
+    trials = assert_exactly_once(study, 3)
+    runs = {r.tags["gemo.trial_number"]: r for r in tracker.runs("trial")}
+    for t in trials:
+        run = runs[str(t.number)]
+        assert run.tags["mlflow.parentRunId"] == parent.run_id
+        assert float(run.params["alpha"]) == pytest.approx(t.params["alpha"])
+        assert float(run.params["model.temperature"]) == pytest.approx(t.params["temperature"])
+        assert float(run.params["train.lr"]) == pytest.approx(t.params["lr"])
+        assert run.metrics["objective"] == pytest.approx(t.value)
+        folds = [run.metrics["val_uar_fold2"], run.metrics["val_uar_fold3"]]
+        assert t.value == pytest.approx(sum(folds) / 2)
+        steps = [m.step for m in tracker.client.get_metric_history(run.run_id, "intermediate")]
+        assert steps == [1, 2, 3, 4]  # 2 folds x 2 epochs
+        assert not any(k.startswith("test_") for k in run.metrics)
+    assert not tracker.runs("cell") and not tracker.runs("search-best")
+
+    # resume with a larger budget: only the missing trials run, then the best is tested once
+    more = load_study(path, ["search.trials=5"])
+    (result,) = run_search(more, progress=False)
+    trials = assert_exactly_once(more, 5)
+    assert result.best_value == max(t.value for t in trials)
+    (cell,) = tracker.runs("cell", "FINISHED")  # protocol.folds = [1]: one test fold
+    assert float(cell.params["alpha"]) == pytest.approx(result.best_values["alpha"])
+    assert cell.params["fold"] == "1" and "test_uar" in cell.metrics
+    (best,) = tracker.runs("search-best")
+    assert best.tags["mlflow.parentRunId"] == parent.run_id and best.status == "FINISHED"
+    assert best.metrics["objective"] == pytest.approx(result.best_value)
+    assert best.metrics["uar_mean"] == pytest.approx(cell.metrics["test_uar"])
+    assert best.tags["gemo.config_run_id"] == cell.tags["mlflow.parentRunId"]
+    (again,) = run_search(more, progress=False)  # nothing left: no trial, no cell runs again
+    assert len(tracker.runs("trial")) == 5 and len(tracker.runs("cell")) == 1 and again.best_trial == result.best_trial
+
+    with pytest.raises(SearchError, match=r"made for another configuration \(changed: space\)"):
+        run_search(load_study(path, ["search.alpha=[0.5, 1.0]"]), progress=False)
+
+
+@pytest.mark.slow
+def test_four_concurrent_workers_on_the_journal_duplicate_no_trial(tmp_path):
+    path = make_study(tmp_path, trials=8)
+    # two commands with two workers each: four workers, two coordinators, one journal
+    procs = [cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path) for _ in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    study = load_study(path)
+    trials = assert_exactly_once(study, 8)
+    assert all(t.state == TrialState.COMPLETE for t in trials)  # pruner none: every trial completes
+    assert len(tracker_of(study).runs("search")) == 1
+    # the work was shared: more than one worker process ran trials
+    assert len({r.tags["gemo.pid"] for r in tracker_of(study).runs("trial")}) > 1
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_to_the_target_and_retries_the_killed_trials(tmp_path):
+    path = make_study(tmp_path, trials=5, epochs=3)
+    study = load_study(path)
+    tracker = tracker_of(study)
+    proc = cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    victim = wait_for_running_trial(tracker, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, at once
+    proc.communicate()
+    killed = [t for t in optuna_trials(study) if t.state == TrialState.RUNNING]
+    assert int(victim.tags["gemo.trial_number"]) in {t.number for t in killed}
+
+    rerun = cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    out, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, out
+    trials = assert_exactly_once(study, 5)
+    for dead in killed:  # failed once its heartbeat was stale, then run again with the same values
+        assert trials[dead.number].state == TrialState.FAIL
+        retries = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+        assert len(retries) == 1 and retries[0].params == dead.params
+        assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_covered_by_the_others(tmp_path):
+    path = make_study(tmp_path, trials=4, epochs=3)
+    study = load_study(path)
+    tracker = tracker_of(study)
+    proc = cli("search", str(path), "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    victim = wait_for_running_trial(tracker, proc)
+    os.kill(int(victim.tags["gemo.pid"]), signal.SIGKILL)  # one worker only
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    assert "retried by the other workers" in out
+    trials = assert_exactly_once(study, 4)
+    number = int(victim.tags["gemo.trial_number"])
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+    assert retry.params == trials[number].params and retry.state == TrialState.COMPLETE
+    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(tmp_path):
+    # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat
+    path = REPO / "studies" / "search_embedded.toml"
+    overrides = [
+        "search.trials=3",
+        "search.heartbeat_s=1",
+        "search.grace_s=4",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    study = load_study(path, overrides)
+    tracker = tracker_of(study)
+    proc = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    victim = wait_for_running_trial(tracker, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "run the same command again to resume" in out, out
+    interrupted = [t for t in optuna_trials(study) if t.user_attrs.get(INTERRUPTED_ATTR)]
+    number = int(victim.tags["gemo.trial_number"])
+    assert number in {t.number for t in interrupted}
+    assert all(t.state == TrialState.FAIL for t in interrupted)
+    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+
+    rerun = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
+    out, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, out
+    trials = assert_exactly_once(study, 3)
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+    assert retry.params == trials[number].params
+
+
+@pytest.mark.slow
+def test_search_cost_times_every_mode_of_a_trial(tmp_path, capsys):
+    from benchmark.cli import main
+
+    path = make_study(tmp_path, epochs=1)
+    out = tmp_path / "cost.json"
+    assert main(["search-cost", str(path), "search.folds=[2]", "--repeats", "1", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["modes"]) == {"cached", "cold", "uncached"}
+    assert all(len(m["all"]) == 1 and m["seconds"] > 0 for m in figures["modes"].values())
+    assert figures["values"]["temperature"] == pytest.approx((0.05 * 0.5) ** 0.5)  # the log-range middle
+    assert "cached" in capsys.readouterr().out
+    with pytest.raises(SearchError, match=r"train\.freeze_encoders: set 'audio' or 'all'"):
+        from benchmark.search import measure_trial_cost
+
+        measure_trial_cost(load_study(path, ["train.freeze_encoders=none"]))
