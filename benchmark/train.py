@@ -176,14 +176,16 @@ class CellSpec:
     def identity(self) -> dict:
         """What determines the cell's result: :meth:`to_dict` without the speed-only train options.
 
-        ``batch_seconds`` joins only when set, so cells of studies written before it keep their identity (and
-        finished runs are still found when a study is resumed).
+        Options added after the first studies (``batch_seconds``, ``freeze_encoders``, ``feature_cache``) join
+        only when they differ from their defaults, so cells of studies written before them keep their identity
+        (and finished runs are still found when a study is resumed).
         """
         d = self.to_dict()
         for key in SPEED_OPTIONS:
             d["train"].pop(key)
-        if not self.train.batch_seconds:
-            d["train"].pop("batch_seconds")
+        for key, default in (("batch_seconds", 0.0), ("freeze_encoders", "none"), ("feature_cache", True)):
+            if getattr(self.train, key) == default:
+                d["train"].pop(key)
         return d
 
 
