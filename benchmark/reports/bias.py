@@ -175,15 +175,6 @@ class BiasReport:
     changes: tuple[GapChange, ...]
 
 
-def _pooled_by_config(cells: Cells, rc: RunConfusions, configs: Sequence[str]) -> dict[str, np.ndarray]:
-    out = {}
-    for config in configs:
-        counts = rc.pooled(config)
-        if counts is not None:
-            out[config] = counts
-    return out
-
-
 def _shown(summary: pd.DataFrame, limit: int = 4) -> list[str]:
     """Configurations drawn as confusion matrices: all of an encoder's if few, else Emo-CLAP + each variant's best α."""
     out = []
@@ -276,6 +267,81 @@ def gap_figure(frame: pd.DataFrame, labels: Sequence[str], title: str):
     return fig
 
 
+def gap_table(
+    cells: Cells, rc: RunConfusions | None, summary: pd.DataFrame, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Per configuration: fold-mean gaps, pooled gaps with intervals, recall per emotion x gender.
+
+    Returns:
+        The table (``summary`` plus gap and recall columns) and each configuration's ``[G, K, K]``
+        per-gender confusion counts (configurations without predictions are absent).
+    """
+    folds = cells.per_fold(list(GENDER_METRICS))
+    for metric in ("war", "uar"):
+        folds[f"gap_{metric}"] = folds[f"test_{metric}_F"] - folds[f"test_{metric}_M"]
+    gap_folds = folds.groupby("config", sort=False)[["gap_war", "gap_uar"]].agg(["mean", "std"])
+    strata = rc.strata if rc is not None else np.array([])
+    female = strata == "F"
+    rows, by_gender = [], {}
+    for config in summary["config"]:
+        row: dict[str, object] = {"config": config}
+        for metric in ("war", "uar"):
+            row[f"gap_{metric}_folds"] = gap_folds.loc[config, (f"gap_{metric}", "mean")]
+            row[f"gap_{metric}_folds_std"] = gap_folds.loc[config, (f"gap_{metric}", "std")]
+        counts = rc.pooled(config) if rc is not None else None
+        if counts is not None:
+            by_gender[config] = np.stack([counts[female].sum(axis=0), counts[~female].sum(axis=0)])
+            for metric in ("war", "uar"):
+                iv = gap_interval(counts, strata, metric, n_boot, seed)
+                row |= {f"gap_{metric}": iv.estimate, f"gap_{metric}_low": iv.low, f"gap_{metric}_high": iv.high}
+            recall = stats.recalls_of(by_gender[config])  # [G, K]
+            for k, code in enumerate(CLASSES):
+                for j, g in enumerate(GENDERS):
+                    row[f"recall_{code}_{g}"] = recall[j, k]
+        rows.append(row)
+    return summary.merge(pd.DataFrame(rows), on="config", how="left"), by_gender
+
+
+def fairness_table(by_gender: Mapping[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """fairlearn columns per configuration (WAR/UAR by gender and their difference, EOD per emotion), and EOD."""
+    mf = fairness_frame(weighted_rows(np.stack(list(by_gender.values())), list(by_gender)))
+    eod = equalized_odds(mf)
+    diff = mf.difference(method="between_groups")
+    out = pd.DataFrame(index=pd.Index(list(by_gender), name="config"))
+    for metric in ("WAR", "UAR"):
+        for g in GENDERS:
+            out[f"fairlearn_{metric.lower()}_{g}"] = mf.by_group[metric].xs(g, level="gender")
+        out[f"fairlearn_{metric.lower()}_difference"] = diff[metric]
+    for code in CLASSES:
+        out[f"eod_{code}"] = eod[code]
+    return out.reset_index(), eod
+
+
+def gap_changes(cells: Cells, rc: RunConfusions, summary: pd.DataFrame, n_boot: int, seed: int) -> list[GapChange]:
+    """Each gender-aware configuration's |gap| against its Emo-CLAP baseline's, on matched folds and seeds."""
+    out = []
+    for config in summary.loc[summary["variant"] != "emo-clap", "config"]:
+        base = cells.baseline_of(config)
+        if base is None:
+            continue
+        keys = cells.fold_seed_keys(config) & cells.fold_seed_keys(base)
+        a, b = rc.pooled(config, keys), rc.pooled(base, keys)
+        if a is None or b is None:
+            continue
+        for metric in ("uar", "war"):
+            out.append(
+                GapChange(
+                    config,
+                    base,
+                    metric,
+                    gap_interval(a, rc.strata, metric, n_boot, seed),
+                    gap_interval(b, rc.strata, metric, n_boot, seed),
+                    gap_change(a, b, rc.strata, metric, n_boot, seed),
+                )
+            )
+    return out
+
+
 def write_bias_report(
     tracker: Tracker,
     study_name: str,
@@ -290,73 +356,15 @@ def write_bias_report(
     cells = load_cells(tracker, study_name, encoders)
     preds = load_predictions(tracker, cells.runs.values())
     summary = cells.summary(["test_war", "test_uar", *GENDER_METRICS])
-    folds = cells.per_fold(list(GENDER_METRICS))
-    for metric in ("war", "uar"):
-        folds[f"gap_{metric}"] = folds[f"test_{metric}_F"] - folds[f"test_{metric}_M"]
-    gap_folds = folds.groupby("config", sort=False)[["gap_war", "gap_uar"]].agg(["mean", "std"])
-    configs = list(summary["config"])
     labels = dict(zip(summary["config"], summary["encoder"] + ": " + summary["label"], strict=True))
-
     rc = RunConfusions(cells, preds) if len(preds.run_ids) else None
-    counts = _pooled_by_config(cells, rc, configs) if rc is not None else {}
-    strata = rc.strata if rc is not None else np.array([])
-    female = strata == "F"
-    rows = []
-    by_gender: dict[str, np.ndarray] = {}
-    for config in configs:
-        row: dict[str, object] = {"config": config}
-        for metric in ("war", "uar"):
-            row[f"gap_{metric}_folds"] = gap_folds.loc[config, (f"gap_{metric}", "mean")]
-            row[f"gap_{metric}_folds_std"] = gap_folds.loc[config, (f"gap_{metric}", "std")]
-        if config in counts:
-            c = counts[config]
-            by_gender[config] = np.stack([c[female].sum(axis=0), c[~female].sum(axis=0)])
-            for metric in ("war", "uar"):
-                iv = gap_interval(c, strata, metric, n_boot, seed)
-                row |= {f"gap_{metric}": iv.estimate, f"gap_{metric}_low": iv.low, f"gap_{metric}_high": iv.high}
-            rec = stats.recalls_of(by_gender[config])  # [G, K]
-            for k, code in enumerate(CLASSES):
-                for j, g in enumerate(GENDERS):
-                    row[f"recall_{code}_{g}"] = rec[j, k]
-        rows.append(row)
-    frame = summary.merge(pd.DataFrame(rows), on="config", how="left")
-
-    # fairlearn, once for every configuration with predictions
+    frame, by_gender = gap_table(cells, rc, summary, n_boot, seed)
     eod = pd.DataFrame(columns=list(CLASSES), dtype=float)
-    if by_gender:
-        mf = fairness_frame(weighted_rows(np.stack(list(by_gender.values())), list(by_gender)))
-        eod = equalized_odds(mf)
-        by_group = mf.by_group
-        diff = mf.difference(method="between_groups")
-        extra = pd.DataFrame(index=pd.Index(list(by_gender), name="config"))
-        for metric in ("WAR", "UAR"):
-            for g in GENDERS:
-                extra[f"fairlearn_{metric.lower()}_{g}"] = by_group[metric].xs(g, level="gender")
-            extra[f"fairlearn_{metric.lower()}_difference"] = diff[metric]
-        for code in CLASSES:
-            extra[f"eod_{code}"] = eod[code]
-        frame = frame.merge(extra.reset_index(), on="config", how="left")
-
     changes = []
-    for config in configs:
-        base = cells.baseline_of(config)
-        if cells.frame.loc[cells.frame["config"] == config, "variant"].iloc[0] == "emo-clap" or base is None:
-            continue
-        keys = cells.fold_seed_keys(config) & cells.fold_seed_keys(base)
-        a, b = (rc.pooled(config, keys), rc.pooled(base, keys)) if rc is not None else (None, None)
-        if a is None or b is None:
-            continue
-        for metric in ("uar", "war"):
-            changes.append(
-                GapChange(
-                    config,
-                    base,
-                    metric,
-                    gap_interval(a, strata, metric, n_boot, seed),
-                    gap_interval(b, strata, metric, n_boot, seed),
-                    gap_change(a, b, strata, metric, n_boot, seed),
-                )
-            )
+    if by_gender:
+        fair, eod = fairness_table(by_gender)
+        frame = frame.merge(fair, on="config", how="left")
+        changes = gap_changes(cells, rc, summary, n_boot, seed)
     for metric in ("uar", "war"):
         by = {c.config: c for c in changes if c.metric == metric}
         frame[f"abs_gap_{metric}_change"] = [by[c].change.estimate if c in by else None for c in frame["config"]]
@@ -366,38 +374,12 @@ def write_bias_report(
 
     head = header(cells, tracker, f"{study_name}: gender bias — female vs male speakers")
     out = ReportFolder(out_root, study_name)
-    subtitle = f"{study_name} — {head['data']}\n{head['weights']}"
-    figs = []
-    with_preds = [c for c in configs if c in by_gender]
-    if with_preds:
-        figs.append(
-            out.figure(
-                "bias_gap.png",
-                gap_figure(frame.set_index("config").loc[with_preds], [labels[c] for c in with_preds], subtitle),
-            )
-        )
-        recall = pd.DataFrame(
-            {
-                (code, g): frame.set_index("config").loc[with_preds, f"recall_{code}_{g}"]
-                for code in CLASSES
-                for g in GENDERS
-            }
-        )
-        figs.append(
-            out.figure(
-                "bias_recall.png",
-                heatmap_figure(recall, eod.loc[with_preds], [labels[c] for c in with_preds], subtitle),
-            )
-        )
-        shown = [c for c in _shown(summary) if c in by_gender]
-        for encoder in dict.fromkeys(summary.set_index("config").loc[shown, "encoder"]):
-            mine = [c for c in shown if summary.set_index("config").loc[c, "encoder"] == encoder]
-            short = dict(zip(summary["config"], summary["label"], strict=True))
-            name = f"bias_confusion_{_slug(encoder)}.png"
-            figs.append(out.figure(name, confusion_figure(encoder, mine, short, by_gender, subtitle)))
+    figs = write_figures(
+        out, frame, summary, by_gender, eod, labels, f"{study_name} — {head['data']}\n{head['weights']}"
+    )
     confusion_rows = [
-        {"config": c, "gender": g, "true": CLASSES[t], "predicted": CLASSES[p], "count": int(by_gender[c][j, t, p])}
-        for c in with_preds
+        {"config": c, "gender": g, "true": CLASSES[t], "predicted": CLASSES[p], "count": int(m[j, t, p])}
+        for c, m in by_gender.items()
         for j, g in enumerate(GENDERS)
         for t in range(len(CLASSES))
         for p in range(len(CLASSES))
@@ -408,6 +390,34 @@ def write_bias_report(
     csv = out.csv("bias.csv", frame)
     page = out.publish(tracker, study_tags)
     return BiasReport(out.path, md, csv, tuple(figs), page, frame, tuple(changes))
+
+
+def write_figures(
+    out: ReportFolder,
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    by_gender: Mapping[str, np.ndarray],
+    eod: pd.DataFrame,
+    labels: Mapping[str, str],
+    title: str,
+) -> list[Path]:
+    """The gap plot, the recall / equalized-odds heatmap and one per-gender confusion figure per encoder."""
+    with_preds = [c for c in summary["config"] if c in by_gender]
+    if not with_preds:
+        return []
+    table = frame.set_index("config").loc[with_preds]
+    names = [labels[c] for c in with_preds]
+    figs = [out.figure("bias_gap.png", gap_figure(table, names, title))]
+    recall = pd.DataFrame({(code, g): table[f"recall_{code}_{g}"] for code in CLASSES for g in GENDERS})
+    figs.append(out.figure("bias_recall.png", heatmap_figure(recall, eod.loc[with_preds], names, title)))
+    encoder_of = dict(zip(summary["config"], summary["encoder"], strict=True))
+    short = dict(zip(summary["config"], summary["label"], strict=True))
+    shown = [c for c in _shown(summary) if c in by_gender]
+    for encoder in dict.fromkeys(encoder_of[c] for c in shown):
+        mine = [c for c in shown if encoder_of[c] == encoder]
+        name = f"bias_confusion_{_slug(encoder)}.png"
+        figs.append(out.figure(name, confusion_figure(encoder, mine, short, by_gender, title)))
+    return figs
 
 
 def _slug(text: str) -> str:
