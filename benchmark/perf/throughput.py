@@ -335,8 +335,8 @@ def format_report(result: dict) -> str:
 
     d = result["durations"]
     rows = [
-        ("audio-s/s", f"{naive['audio_s_per_s']:.1f}", f"{suite['audio_s_per_s']:.1f}"),
-        ("utterances/s", f"{naive['utterances_per_s']:.2f}", f"{suite['utterances_per_s']:.2f}"),
+        ("audio-s/s", f"{naive['audio_s_per_s']:.4g}", f"{suite['audio_s_per_s']:.4g}"),
+        ("utterances/s", f"{naive['utterances_per_s']:.4g}", f"{suite['utterances_per_s']:.4g}"),
         ("MFU", mfu(naive["mfu"]), mfu(suite["mfu"])),
         ("peak memory", mem(naive["peak_memory_bytes"]), mem(suite["peak_memory_bytes"])),
         ("steps", str(naive["steps"]), str(suite["steps"])),
