@@ -269,7 +269,7 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
     path = make_study(tmp_path, trials=3)
     study = load_study(path)
     test_ids, leaks, evaluated = set(), [], []
-    real_fold, real_eval = train_module.loso_fold, train_module.evaluate_split
+    real_fold, real_eval = train_module.split_fold, train_module.evaluate_split
 
     def fold_spy(*args, **kwargs):
         fold = real_fold(*args, **kwargs)
@@ -283,7 +283,7 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
         leaks.extend(ids & test_ids)
         return real_eval(model, loader, device, precision)
 
-    monkeypatch.setattr(train_module, "loso_fold", fold_spy)
+    monkeypatch.setattr(train_module, "split_fold", fold_spy)
     monkeypatch.setattr(train_module, "evaluate_split", eval_spy)
     (result,) = run_search(study, evaluate=False, progress=False)
     assert evaluated and not leaks  # validation only: no utterance of a fitted fold's test session
