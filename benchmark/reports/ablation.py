@@ -334,7 +334,7 @@ def forest_figure(comps: Sequence[Comparison], labels: Mapping[str, str], title:
             ax.plot(100 * c.test.mean_diff, yi, marker="D", mfc="none", color=color, ms=6)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"{metric.upper()} difference to Emo-CLAP (percentage points)")
-        ax.set_title(f"{metric.upper()}: ● pooled, 95 % speaker bootstrap; ◇ mean over folds", fontsize=9)
+        ax.set_title(f"{metric.upper()} (● pooled, 95 % speaker CI; ◇ fold mean)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y, [labels[c] for c in configs], fontsize=8)
     axes[0, 0].set_ylim(-0.7, len(configs) - 0.3)
