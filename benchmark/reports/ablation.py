@@ -181,8 +181,8 @@ def markdown(
         "minus Emo-CLAP of the same encoder, in percentage points, averaged over matched folds; tested over "
         "folds by a paired t-test (`scipy.stats.ttest_rel`) and a Wilcoxon signed-rank test "
         "(`scipy.stats.wilcoxon`). *Bootstrap*: the difference on all test predictions pooled over folds, with "
-        f"a 95 % percentile interval from {n_boot} resamplings of speakers (with replacement, within gender; "
-        f"seed {seed}). **Significant** = paired t p < {ALPHA_LEVEL} and a bootstrap interval that excludes 0. "
+        f"a 95 % percentile interval from {n_boot} resamplings of speakers (n − 1 draws with replacement from "
+        f"the n speakers of each gender; seed {seed}). **Significant** = paired t p < {ALPHA_LEVEL} and a bootstrap interval that excludes 0. "
         f"p-values are uncorrected: {n_tests} t-tests here, Bonferroni threshold {ALPHA_LEVEL / max(n_tests, 1):.4f}. "
         "With n folds a Wilcoxon p-value cannot fall below 2/2ⁿ (0.0625 with 5).",
         "",
@@ -228,7 +228,9 @@ def markdown(
             lines += ["*No Emo-CLAP runs for this encoder: nothing to compare with.*", ""]
     sig = [c for c in comps if c.significant]
     lines += ["## Summary", ""]
-    if not comps:
+    if not comps and not (summary["variant"] != "emo-clap").any():
+        lines += ["No gender-aware configuration has finished runs yet: nothing to compare.", ""]
+    elif not comps:
         lines += ["No gender-aware configuration has an Emo-CLAP baseline to compare with.", ""]
     elif sig:
         encoder = dict(zip(summary["config"], summary["encoder"], strict=True))
@@ -332,7 +334,7 @@ def forest_figure(comps: Sequence[Comparison], labels: Mapping[str, str], title:
             ax.plot(100 * c.test.mean_diff, yi, marker="D", mfc="none", color=color, ms=6)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"{metric.upper()} difference to Emo-CLAP (percentage points)")
-        ax.set_title(f"{metric.upper()}: ● pooled, 95 % speaker bootstrap; ◇ mean over folds", fontsize=9)
+        ax.set_title(f"{metric.upper()} (● pooled, 95 % speaker CI; ◇ fold mean)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y, [labels[c] for c in configs], fontsize=8)
     axes[0, 0].set_ylim(-0.7, len(configs) - 0.3)

@@ -231,12 +231,14 @@ def heatmap_figure(recall: pd.DataFrame, eod: pd.DataFrame, labels: Sequence[str
     ax1.set_xlabel("true emotion, speaker gender (F female, M male)")
     ax1.set_title("recall per emotion × gender (%)", fontsize=9)
     fig.colorbar(im, ax=ax1, label="recall (%)", fraction=0.04)
-    im2 = ax2.imshow(
-        100 * eod.to_numpy(), cmap="Reds", vmin=0, vmax=max(10, float(np.nanmax(100 * eod.to_numpy()))), aspect="auto"
-    )
-    for (r, c), v in np.ndenumerate(100 * eod.to_numpy()):
+    values = 100 * eod.to_numpy(dtype=float)
+    top = max(10.0, float(np.nanmax(values))) if np.isfinite(values).any() else 10.0
+    im2 = ax2.imshow(values, cmap="Reds", vmin=0, vmax=top, aspect="auto")
+    for (r, c), v in np.ndenumerate(values):
         if annotate and math.isfinite(v):
-            ax2.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7)
+            ax2.text(
+                c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 * top else "black"
+            )
     ax2.set_xticks(range(eod.shape[1]), [CLASS_WORDS[e] for e in eod.columns], fontsize=8)
     ax2.set_yticks(range(n), [""] * n)
     ax2.set_xlabel("emotion (one-vs-rest)")
@@ -259,7 +261,7 @@ def gap_figure(frame: pd.DataFrame, labels: Sequence[str], title: str):
         ax.plot(folds, y, "D", mfc="none", color="tab:purple", ms=6)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"{metric.upper()} female − male (percentage points)")
-        ax.set_title(f"{metric.upper()} gap: ● pooled, 95 % speaker bootstrap; ◇ mean over folds", fontsize=9)
+        ax.set_title(f"{metric.upper()} gap (● pooled, 95 % speaker CI; ◇ fold mean)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].set_ylim(-0.7, n - 0.3)

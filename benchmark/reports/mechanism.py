@@ -105,8 +105,10 @@ class Contrast:
         if up and c_any:
             side = "a gain" if c.test.mean_diff > 0 else "a loss"
             return f"gain on the gender-relative corpus, but also {side} on the control: not specific to gender-relative cues"
+        if down and c_any and c.test.mean_diff < 0:
+            return "significantly worse than Emo-CLAP on both corpora: a loss not specific to gender-relative cues"
         if down:
-            return "significantly worse than Emo-CLAP on the gender-relative corpus: against the mechanism"
+            return "significantly worse than Emo-CLAP on the gender-relative corpus only: against the mechanism"
         if c_any:
             side = "gain" if c.test.mean_diff > 0 else "loss"
             return f"no significant gain on the gender-relative corpus, a significant {side} on the control"

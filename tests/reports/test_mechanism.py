@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.reports.mechanism import MechanismPairError, check_pair, write_mechanism_report
+from benchmark.reports import stats
+from benchmark.reports.ablation import Comparison
+from benchmark.reports.mechanism import Contrast, MechanismPairError, check_pair, write_mechanism_report
 from benchmark.studies import load_study
 
 PAIR = """
@@ -108,3 +110,26 @@ def test_cli_finds_the_control_twin_beside_the_study(tmp_path, sim_store, capsys
     assert main(["report", "mechanism", str(study), "--out", str(tmp_path / "out"), "--n-boot", "200"]) == 0
     out = capsys.readouterr().out
     assert "sim: mechanism" in out and (tmp_path / "out" / "sim" / "mechanism.md").exists()
+
+
+def _comparison(diff, significant):
+    p = 0.01 if significant else 0.5
+    low, high = (diff - 0.01, diff + 0.01) if significant else (diff - 0.1, diff + 0.1)
+    test = stats.PairedTest(5, diff, 3.0, p, 0.0, 0.0625)
+    return Comparison("c", "b", "uar", test, stats.Interval(diff, low, high, 0.95, np.array([diff])))
+
+
+@pytest.mark.parametrize(
+    ("main_gain", "main_sig", "ctrl_gain", "ctrl_sig", "verdict"),
+    [
+        (0.05, True, 0.0, False, "as the mechanism predicts"),
+        (0.05, True, 0.04, True, "but also a gain on the control: not specific to gender-relative cues"),
+        (-0.2, True, -0.2, True, "worse than Emo-CLAP on both corpora"),
+        (-0.2, True, 0.0, False, "on the gender-relative corpus only: against the mechanism"),
+        (0.01, False, 0.05, True, "a significant gain on the control"),
+        (0.01, False, 0.0, False, "no evidence either way"),
+    ],
+)
+def test_verdicts(main_gain, main_sig, ctrl_gain, ctrl_sig, verdict):
+    c = Contrast("x", "enc", "uar", _comparison(main_gain, main_sig), _comparison(ctrl_gain, ctrl_sig), None, None)
+    assert verdict in c.verdict
