@@ -14,7 +14,7 @@ from benchmark.data.records import CLASSES
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from benchmark.models.encoders import silence_known_warnings
+    from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
     try:
@@ -132,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_throughput_args(p: argparse.ArgumentParser) -> None:
-    from benchmark.models.attention import ATTENTION_KINDS
-    from benchmark.train import ML_MODES, PRECISIONS, VARIANTS
+    from benchmark.config import ATTENTION_KINDS, ML_MODES, PRECISIONS, VARIANTS
 
     p.add_argument("--audio-encoder", help="audio preset (default: wavlm-base-plus on CUDA, tiny-wavlm on CPU)")
     p.add_argument("--text-encoder", help="text preset (default: roberta-base on CUDA, tiny-roberta on CPU)")
@@ -238,8 +237,7 @@ def _base_data_spec(args: argparse.Namespace):
 
 
 def _add_cell_args(p: argparse.ArgumentParser) -> None:
-    from benchmark.losses import check_alpha
-    from benchmark.train import ML_MODES, VARIANTS, TrainConfig
+    from benchmark.config import ML_MODES, VARIANTS, TrainConfig, check_alpha
 
     def alpha(text: str) -> float:
         try:
@@ -275,9 +273,8 @@ def _add_cell_args(p: argparse.ArgumentParser) -> None:
 
 
 def cell_spec_from_args(args: argparse.Namespace, corpus: str):
-    from benchmark.models.clap import ClapConfig
+    from benchmark.config import CellSpec, ClapConfig, TrainConfig
     from benchmark.models.presets import default_lr
-    from benchmark.train import CellSpec, TrainConfig
 
     tiny = corpus == "embedded"
     audio = args.audio_encoder or ("tiny-wavlm" if tiny else "wavlm-base-plus")

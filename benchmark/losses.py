@@ -11,16 +11,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from benchmark.config import check_alpha
+
 Norm = Literal["sum", "softmax"]
 MLMode = Literal["head", "prompt"]
-
-
-def check_alpha(alpha: float) -> float:
-    """Return ``alpha`` as a float, or raise ValueError if it is not in [0, 1]."""
-    alpha = float(alpha)
-    if not (0.0 <= alpha <= 1.0):  # also rejects NaN
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return alpha
 
 
 def same_label(labels: torch.Tensor) -> torch.Tensor:

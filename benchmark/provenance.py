@@ -8,8 +8,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-import torch
-
 _PACKAGES = ("gemo-bench", "torch", "transformers", "mlflow", "numpy", "scikit-learn", "soundfile")
 
 
@@ -37,6 +35,8 @@ def versions() -> dict[str, str]:
 
 
 def device_name(device: str) -> str:
+    import torch  # deferred: report commands tag their runs without loading torch
+
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     model = cpu_model()

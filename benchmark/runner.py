@@ -36,6 +36,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from benchmark import provenance
+from benchmark.config import CellSpec
 from benchmark.data.records import CLASSES, Utterance
 from benchmark.data.sources import fingerprint
 from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
@@ -43,7 +44,7 @@ from benchmark.faults import checkpoint
 from benchmark.models.presets import describe_weights
 from benchmark.studies import Study, cell_id, config_id
 from benchmark.tracking import Tracker, flatten, local_store_dir, resolve_uri
-from benchmark.train import CellResult, CellSpec, EpochStats, train_cell
+from benchmark.train import CellResult, EpochStats, train_cell
 
 
 @dataclass
@@ -348,7 +349,7 @@ def run_study(
 
 def run_cell_task(study: Study, cell: CellSpec) -> tuple[str, str]:
     """One job-array task: (outcome, reason) of running one cell of ``study``."""
-    from benchmark.models.encoders import silence_known_warnings
+    from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
     return attempt(prepare(study), cell, progress=False)
@@ -403,7 +404,7 @@ def _worker_main(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch touches CUDA in this process
     import torch
 
-    from benchmark.models.encoders import silence_known_warnings
+    from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
     if not torch.cuda.is_available():

@@ -55,6 +55,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import provenance
+from benchmark.config import CellSpec, TrainConfig
 from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.losses import NonFiniteLossError
 from benchmark.models.presets import default_lr
@@ -71,7 +72,7 @@ from benchmark.runner import (
 )
 from benchmark.studies import SearchSpec, Study, config_id
 from benchmark.tracking import resolve_uri
-from benchmark.train import CellSpec, EpochStats, TrainConfig, fit_cell
+from benchmark.train import EpochStats, fit_cell
 
 HEARTBEAT_ATTR = "gemo:heartbeat"
 INTERRUPTED_ATTR = "gemo_interrupted"
@@ -522,7 +523,7 @@ def end_orphan_runs(ctx: Context, sid: str, ostudy: optuna.Study) -> int:
 
 def search_worker_task(study: Study, worker: int, parents: dict[str, str]) -> dict[str, int]:
     """One job-array task (``executor.kind`` slurm or submitit-local): one search worker."""
-    from benchmark.models.encoders import silence_known_warnings
+    from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
     return search_worker(study, worker, parents)
@@ -533,7 +534,7 @@ def _worker_process(study: Study, worker: int, parents: dict[str, str], gpu: str
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch touches CUDA in this process
     import torch
 
-    from benchmark.models.encoders import silence_known_warnings
+    from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
     if not torch.cuda.is_available():

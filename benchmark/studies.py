@@ -66,12 +66,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.config import ML_MODES, VARIANTS, CellSpec, ClapConfig, TrainConfig, check_alpha
 from benchmark.data.sources import DataSpec
 from benchmark.executors import ExecutorSpec
-from benchmark.losses import check_alpha
-from benchmark.models.clap import ClapConfig
 from benchmark.models.presets import default_lr, resolve_encoder
-from benchmark.train import ML_MODES, VARIANTS, CellSpec, TrainConfig
 
 
 class StudyError(ValueError):

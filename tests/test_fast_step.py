@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.models.clap import ClapConfig
+from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.perf.throughput import naive_loss
-from benchmark.train import CellSpec, TrainConfig, micro_step, prepare_model, setup_model
+from benchmark.train import micro_step, prepare_model, setup_model
 
 CPU = torch.device("cpu")
 LENGTHS = [16000, 12000, 9000, 16000, 5000, 14000, 11000, 7000]

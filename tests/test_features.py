@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
 
+from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.data.iemocap import read_iemocap
 from benchmark.features import FeatureCacheError, FeatureDataset, compute_features, pooled_features
-from benchmark.models.clap import ClapConfig
-from benchmark.train import CellSpec, TrainConfig, fit_cell, setup_model, train_cell
+from benchmark.train import fit_cell, setup_model, train_cell
 
 FROZEN = TrainConfig(epochs=2, batch_size=16, lr=3e-3, max_seconds=1.0, freeze_encoders="audio")
 CPU = torch.device("cpu")

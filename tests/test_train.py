@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.losses import NonFiniteLossError
-from benchmark.models.clap import ClapConfig
-from benchmark.train import CellSpec, TrainConfig, lr_factor, train_cell
+from benchmark.train import lr_factor, train_cell
 
 FAST = TrainConfig(epochs=2, batch_size=16, lr=3e-3, max_seconds=1.5)
 

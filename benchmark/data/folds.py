@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-
+from benchmark.config import VAL_STRATEGIES
 from benchmark.data.records import Utterance
 
 ValStrategy = Literal["stratified", "session"]
-VAL_STRATEGIES: tuple[str, ...] = ("stratified", "session")
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,8 @@ def assign_folds(records: Sequence[Utterance], k: int, seed: int = 0) -> list[Ut
         raise ValueError(f"{len(speakers)} speakers cannot fill {k} speaker-independent folds; lower data.folds")
     # sort first so the assignment does not depend on the order the reader listed files in
     ordered = sorted(records, key=lambda r: r.id)
+    from sklearn.model_selection import StratifiedGroupKFold  # deferred: reading a study needs no sklearn
+
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     fold_of: dict[str, int] = {}
     genders = [r.gender for r in ordered]
@@ -116,5 +116,7 @@ def _stratified_split(
             f"validation of {n_val} utterances ({val_fraction:g} of {len(records)}) cannot hold all {n_groups} "
             "emotion x gender groups; raise val_fraction, use more data, or val_strategy='session'"
         )
+    from sklearn.model_selection import train_test_split
+
     train, val = train_test_split(records, test_size=n_val, stratify=strata, random_state=seed)
     return tuple(train), tuple(val)

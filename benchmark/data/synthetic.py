@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -66,7 +67,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 from benchmark.data.records import DEFAULT_CLASS_MAP, GENDERS, SAMPLE_RATE
 
@@ -533,14 +533,25 @@ def cue_table(config: SynthConfig = SynthConfig()) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- the audio
 
 
+# scipy.signal is imported where audio is generated: reading a study or a corpus needs none of it.
+@functools.cache
 def _butter(order: int, cutoff: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import signal
+
     b, a = signal.butter(order, cutoff, btype=kind, fs=SAMPLE_RATE)
     return b, a
 
 
-_ASPIRATION_FILTER = _butter(2, 1200.0, "highpass")
-_FRICATIVE_FILTER = _butter(2, 3000.0, "highpass")
-_FLOOR_FILTER = _butter(1, 2000.0, "lowpass")
+def _aspiration_filter() -> tuple[np.ndarray, np.ndarray]:
+    return _butter(2, 1200.0, "highpass")
+
+
+def _fricative_filter() -> tuple[np.ndarray, np.ndarray]:
+    return _butter(2, 3000.0, "highpass")
+
+
+def _floor_filter() -> tuple[np.ndarray, np.ndarray]:
+    return _butter(1, 2000.0, "lowpass")
 
 
 def _raised_cosine(x: np.ndarray) -> np.ndarray:
@@ -558,6 +569,8 @@ def _formant_gain(freqs: np.ndarray, formants: np.ndarray, bandwidths: np.ndarra
 
 def _render(utt: _Utt, speaker: Speaker, rng: np.random.Generator) -> np.ndarray:
     """Synthesise one utterance as float32 samples in [-1, 1]."""
+    from scipy import signal
+
     c = utt.cues
     sr = SAMPLE_RATE
     n = utt.frames
@@ -631,7 +644,7 @@ def _render(utt: _Utt, speaker: Speaker, rng: np.random.Generator) -> np.ndarray
     voice *= level / max(float(np.sqrt(np.mean(voice[loud] ** 2))), 1e-12)
 
     # Aspiration: high-passed noise, pitch-synchronously modulated, following the voiced envelope.
-    aspiration = signal.lfilter(*_ASPIRATION_FILTER, white) * (1 + 0.5 * np.cos(phase)) * env
+    aspiration = signal.lfilter(*_aspiration_filter(), white) * (1 + 0.5 * np.cos(phase)) * env
     aspiration *= level * 10 ** (c.breath_db / 20) / max(float(np.sqrt(np.mean(aspiration[loud] ** 2))), 1e-12)
 
     # Fricative bursts in some gaps, just before the next syllable's onset.
@@ -641,9 +654,9 @@ def _render(utt: _Utt, speaker: Speaker, rng: np.random.Generator) -> np.ndarray
     ahead = starts[nxt] - ts
     burst = has_next & fricative[nxt] & (ahead > 0) & (ahead < fricative_len[nxt])
     fric_env = burst * np.sin(np.pi * np.clip(ahead / fricative_len[nxt], 0.0, 1.0))
-    fric = signal.lfilter(*_FRICATIVE_FILTER, white[::-1]) * fric_env * level * 10 ** (-14 / 20)
+    fric = signal.lfilter(*_fricative_filter(), white[::-1]) * fric_env * level * 10 ** (-14 / 20)
 
-    floor = signal.lfilter(*_FLOOR_FILTER, floor)
+    floor = signal.lfilter(*_floor_filter(), floor)
     floor *= 10 ** (floor_db / 20) / float(np.sqrt(np.mean(floor**2)))
 
     out = (voice + aspiration + fric + floor)[:n]

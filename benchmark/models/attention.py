@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTION_KINDS: tuple[str, ...] = ("auto", "sdpa", "eager")
-
 
 def _is_wavlm_attention(module: nn.Module) -> bool:
     return type(module).__name__ == "WavLMAttention" and hasattr(module, "gru_rel_pos_linear")

@@ -9,58 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data.records import CLASS_WORDS, CLASSES, GENDER_WORDS, GENDERS
+from benchmark.config import ClapConfig
 from benchmark.models.encoders import AudioEncoder, TextEncoder
-
-
-@dataclass(frozen=True)
-class ClapConfig:
-    """Model choices the paper leaves open; every field is a study-spec field.
-
-    Attributes:
-        proj_dim: dimension d of the shared embedding space.
-        proj_layers: 1 (linear) or 2 (Linear-GELU-Linear, hidden width d) projection heads.
-        temperature: initial (or fixed) temperature; the logit scale is 1 / temperature.
-        learnable_temperature: learn the log logit scale (CLIP practice) or keep it fixed.
-        max_logit_scale: clamp on the logit scale (100 in CLIP).
-        prompt_template: class prompt, ``{label}`` replaced by each class word.
-        class_words: the word for each class, in class order.
-        gender_template: gender prompt for ML-GEmo-CLAP's ``prompt`` mode.
-        gender_words: the word for each gender, in ``GENDERS`` order.
-        gender_head: add a linear gender classifier on the pooled audio feature (ML ``head`` mode).
-    """
-
-    proj_dim: int = 512
-    proj_layers: int = 2
-    temperature: float = 0.07
-    learnable_temperature: bool = True
-    max_logit_scale: float = 100.0
-    prompt_template: str = "The emotion is {label}."
-    class_words: tuple[str, ...] = tuple(CLASS_WORDS[c] for c in CLASSES)
-    gender_template: str = "The gender is {label}."
-    gender_words: tuple[str, ...] = tuple(GENDER_WORDS[g] for g in GENDERS)
-    gender_head: bool = False
-
-    def __post_init__(self) -> None:
-        if self.proj_dim < 1:
-            raise ValueError(f"proj_dim must be positive, got {self.proj_dim}")
-        if self.proj_layers not in (1, 2):
-            raise ValueError(f"proj_layers must be 1 or 2, got {self.proj_layers}")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
-        if 1.0 / self.temperature > self.max_logit_scale:
-            raise ValueError(
-                f"temperature {self.temperature} gives a logit scale above max_logit_scale {self.max_logit_scale}"
-            )
-        for name in ("prompt_template", "gender_template"):
-            if "{label}" not in getattr(self, name):
-                raise ValueError(f"{name} must contain '{{label}}', got {getattr(self, name)!r}")
-
-    def class_prompts(self) -> list[str]:
-        return [self.prompt_template.format(label=w) for w in self.class_words]
-
-    def gender_prompts(self) -> list[str]:
-        return [self.gender_template.format(label=w) for w in self.gender_words]
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,19 +18,6 @@ from transformers import (
 from benchmark.data.records import SAMPLE_RATE
 from benchmark.models.presets import HUB_PRESETS, EncoderRef, HubPreset, hub_config, resolve_encoder
 from benchmark.models.tokenizer import tiny_tokenizer
-
-
-def silence_known_warnings() -> None:
-    """Hide a torch deprecation that transformers' WavLM attention triggers on every forward pass (and a tracing
-    warning of torch.compile).
-
-    Called by entry points (the CLI and worker processes), never on import.
-    """
-    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
-    # torch.compile (train.compile) inspects the .grad of non-leaf tensors while tracing; harmless
-    warnings.filterwarnings(
-        "ignore", message="The .grad attribute of a Tensor that is not a leaf", category=UserWarning
-    )
 
 
 class EncoderLoadError(RuntimeError):

@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from transformers import (
-    Data2VecAudioConfig,
-    HubertConfig,
-    PretrainedConfig,
-    RobertaConfig,
-    Wav2Vec2Config,
-    WavLMConfig,
-)
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+# transformers is imported inside the functions that build configs: resolving and validating encoder names
+# (every study file, every report command) needs none of it.
 
 Modality = Literal["audio", "text"]
 
@@ -192,13 +189,20 @@ HUB_PRESETS: dict[str, HubPreset] = {
     )
 }
 
-_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
-    "wavlm": WavLMConfig,
-    "hubert": HubertConfig,
-    "wav2vec2": Wav2Vec2Config,
-    "data2vec": Data2VecAudioConfig,
-    "roberta": RobertaConfig,
+_CONFIG_CLASSES: dict[str, str] = {
+    "wavlm": "WavLMConfig",
+    "hubert": "HubertConfig",
+    "wav2vec2": "Wav2Vec2Config",
+    "data2vec": "Data2VecAudioConfig",
+    "roberta": "RobertaConfig",
 }
+
+
+def config_class(family: str) -> type[PretrainedConfig]:
+    """The ``transformers`` config class of an encoder family (``wavlm``, ``roberta``, ...)."""
+    import transformers
+
+    return getattr(transformers, _CONFIG_CLASSES[family])
 
 
 def hub_config(name: str) -> PretrainedConfig:
@@ -206,7 +210,7 @@ def hub_config(name: str) -> PretrainedConfig:
     if name not in HUB_PRESETS:
         raise UnknownEncoderError(f"{name!r} is not a hub preset (choose one of: {', '.join(HUB_PRESETS)})")
     preset = HUB_PRESETS[name]
-    return _CONFIG_CLASSES[preset.family](**preset.config)
+    return config_class(preset.family)(**preset.config)
 
 
 # Shared shape of the tiny audio encoders: the real 7-layer conv stack (320x down-sampling, 50 frames/s)
@@ -228,25 +232,25 @@ _TINY_AUDIO = dict(
 
 
 def _tiny_wavlm() -> PretrainedConfig:
-    return WavLMConfig(**_TINY_AUDIO, num_buckets=32, max_bucket_distance=100)
+    return config_class("wavlm")(**_TINY_AUDIO, num_buckets=32, max_bucket_distance=100)
 
 
 def _tiny_hubert() -> PretrainedConfig:
-    return HubertConfig(**_TINY_AUDIO)
+    return config_class("hubert")(**_TINY_AUDIO)
 
 
 def _tiny_wav2vec2() -> PretrainedConfig:
-    return Wav2Vec2Config(**_TINY_AUDIO)
+    return config_class("wav2vec2")(**_TINY_AUDIO)
 
 
 def _tiny_data2vec() -> PretrainedConfig:
-    return Data2VecAudioConfig(**_TINY_AUDIO)
+    return config_class("data2vec")(**_TINY_AUDIO)
 
 
 def _tiny_roberta() -> PretrainedConfig:
     from benchmark.models.tokenizer import TINY_VOCAB_SIZE
 
-    return RobertaConfig(
+    return config_class("roberta")(
         vocab_size=TINY_VOCAB_SIZE,
         hidden_size=64,
         num_hidden_layers=2,

@@ -33,18 +33,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmark import provenance
+from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.data.batching import UtteranceDataset
 from benchmark.data.records import CLASSES, GENDERS, SAMPLE_RATE, Utterance
 from benchmark.losses import clap_loss, gender_head_loss, gender_prompt_loss, multitask_loss, soft_targets
-from benchmark.models.clap import ClapConfig, ClapModel
+from benchmark.models.clap import ClapModel
 from benchmark.models.encoders import load_audio_encoder
 from benchmark.models.presets import TINY_PRESETS, describe_weights
 from benchmark.perf.durations import DurationModel
 from benchmark.perf.flops import FlopModel, Peak, measure_matmul_peak, table_peak
 from benchmark.seeding import seed_everything
 from benchmark.train import (
-    CellSpec,
-    TrainConfig,
     make_loader,
     make_optimizer,
     micro_step,
