@@ -616,9 +616,10 @@ def cmd_regression(args: argparse.Namespace) -> int:
 def cmd_bench_throughput(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from benchmark.config import TrainConfig
     from benchmark.perf.throughput import ThroughputConfig, format_report, run_throughput
     from benchmark.studies import load_study
-    from benchmark.train import TrainConfig, resolve_device
+    from benchmark.train import resolve_device
 
     cuda = resolve_device(args.device).type == "cuda"
     study_path = args.study or "studies/paper_table.toml"

@@ -27,8 +27,8 @@ alphas = [0.9]                       # alpha_e for the gender-aware variants; Em
 ml_mode = "head"                     # or "prompt"
 target_norm = "sum"                  # or "softmax"
 
-[model]                              # benchmark.models.clap.ClapConfig
-[train]                              # benchmark.train.TrainConfig; lr defaults by encoder (2e-5 / 3e-3);
+[model]                              # benchmark.config.ClapConfig
+[train]                              # benchmark.config.TrainConfig; lr defaults by encoder (2e-5 / 3e-3);
                                      # speed: batch_seconds, attention, compile, grad_checkpointing
 
 [protocol]

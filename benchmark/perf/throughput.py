@@ -9,7 +9,7 @@ and read through the suite's dataset. After a few warm-up batches each loop make
   gradient clipping, the attention kernels ``transformers`` picks by default, no loader workers.
 - **suite**: :func:`benchmark.train.train_epoch` itself, with the model set up by
   :func:`~benchmark.train.setup_model` + :func:`~benchmark.train.prepare_model` and batches from
-  :func:`~benchmark.train.make_loader` under the given :class:`~benchmark.train.TrainConfig` (bf16 autocast,
+  :func:`~benchmark.train.make_loader` under the given :class:`~benchmark.config.TrainConfig` (bf16 autocast,
   audio-seconds budget batches, fused attention, fused AdamW on CUDA, pinned memory, workers, optional
   ``torch.compile`` and activation checkpointing).
 
