@@ -435,24 +435,37 @@ def cmd_search_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_reader(path: str, overrides: Sequence[str] = ()):
+    """(study, tracker of its runs, tags for its parent run): what every report command starts from."""
+    from benchmark.studies import load_study
+
+    study = load_study(path, overrides)
+    return (study, *_tracker_of(study))
+
+
+def _tracker_of(study):
+    """(tracker of the study's runs, tags for its parent run)."""
+    from benchmark import provenance
+    from benchmark.tracking import Tracker, resolve_uri
+
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    return tracker, {**provenance.tags(), "gemo.study": study.name}
+
+
+def _print_report(report) -> None:
+    print(report.markdown.read_text())
+    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
+    print(f"page: {report.page}")
+
+
 def cmd_report_table(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark import provenance
     from benchmark.reports.table import write_table_report
-    from benchmark.studies import load_study
-    from benchmark.tracking import Tracker, resolve_uri
 
-    study = load_study(args.study, args.overrides)
-    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
-    report = write_table_report(
-        tracker,
-        study.name,
-        study.encoders.audio,
-        len(study.protocol.folds),
-        Path(args.out),
-        {**provenance.tags(), "gemo.study": study.name},
-    )
+    study, tracker, tags = _study_reader(args.study, args.overrides)
+    folds = len(study.protocol.folds)
+    report = write_table_report(tracker, study.name, study.encoders.audio, folds, Path(args.out), tags)
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, {report.png}")
     return 0
@@ -466,45 +479,43 @@ def _add_boot_args(p: argparse.ArgumentParser) -> None:
 def cmd_report_more(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark import provenance
     from benchmark.reports import ablation, bias, cross_corpus
-    from benchmark.studies import load_study
-    from benchmark.tracking import Tracker, resolve_uri
 
-    study = load_study(args.study, args.overrides)
-    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    study, tracker, tags = _study_reader(args.study, args.overrides)
     write = {
         "ablation": ablation.write_ablation_report,
         "bias": bias.write_bias_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
-    report = write(
-        tracker,
-        study.name,
-        Path(args.out),
-        encoders=study.encoders.audio,
-        study_tags={**provenance.tags(), "gemo.study": study.name},
-        n_boot=args.n_boot,
-        seed=args.boot_seed,
+    _print_report(
+        write(
+            tracker,
+            study.name,
+            Path(args.out),
+            encoders=study.encoders.audio,
+            study_tags=tags,
+            n_boot=args.n_boot,
+            seed=args.boot_seed,
+        )
     )
-    print(report.markdown.read_text())
-    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
-    print(f"page: {report.page}")
     return 0
+
+
+def _control_path(study_path: str, given: str | None = None):
+    """The mechanism study's control twin: ``given``, or ``<study>_control.toml`` beside the study file."""
+    from pathlib import Path
+
+    return Path(given or Path(study_path).with_name(Path(study_path).stem + "_control.toml"))
 
 
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark import provenance
     from benchmark.reports import ablation, bias, cross_corpus, mechanism
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
-    from benchmark.tracking import Tracker, resolve_uri
 
-    study = load_study(args.study)
-    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
-    tags = {**provenance.tags(), "gemo.study": study.name}
+    study, tracker, tags = _study_reader(args.study)
     common = {"encoders": study.encoders.audio, "study_tags": tags, "n_boot": args.n_boot, "seed": args.boot_seed}
     out = Path(args.out)
     table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
@@ -515,11 +526,11 @@ def cmd_report_all(args: argparse.Namespace) -> int:
         written.append(cross_corpus.write_cross_corpus_report(tracker, study.name, out, **common).markdown)
     except cross_corpus.NoCrossCorpusError as exc:
         print(f"cross-corpus: skipped ({exc})")
-    twin = Path(args.study).with_name(Path(args.study).stem + "_control.toml")
+    twin = _control_path(args.study)
     if twin.exists():
         control = load_study(twin)
         mechanism.check_pair(study, control)
-        ctrl_tracker = Tracker(resolve_uri(control.tracking.uri), control.experiment_name)
+        ctrl_tracker, _ = _tracker_of(control)
         report = mechanism.write_mechanism_report(tracker, ctrl_tracker, study.name, control.name, out, **common)
         written.append(report.markdown)
     page = out / study.name / "index.html"  # rebuilt by each report after the table, so it holds them all
@@ -531,28 +542,25 @@ def cmd_report_all(args: argparse.Namespace) -> int:
 def cmd_report_mechanism(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark import provenance
     from benchmark.reports import mechanism
     from benchmark.studies import load_study
-    from benchmark.tracking import Tracker, resolve_uri
 
-    control_path = Path(args.control or Path(args.study).with_name(Path(args.study).stem + "_control.toml"))
-    study, control = load_study(args.study), load_study(control_path)
-    mechanism.check_pair(study, control)
-    trackers = [Tracker(resolve_uri(s.tracking.uri), s.experiment_name) for s in (study, control)]
-    report = mechanism.write_mechanism_report(
-        *trackers,
-        study.name,
-        control.name,
-        Path(args.out),
-        encoders=study.encoders.audio,
-        study_tags={**provenance.tags(), "gemo.study": study.name},
-        n_boot=args.n_boot,
-        seed=args.boot_seed,
+    study, control = load_study(args.study), load_study(_control_path(args.study, args.control))
+    mechanism.check_pair(study, control)  # before either store is opened: a wrong pair writes nothing
+    (tracker, tags), (ctrl_tracker, _) = _tracker_of(study), _tracker_of(control)
+    _print_report(
+        mechanism.write_mechanism_report(
+            tracker,
+            ctrl_tracker,
+            study.name,
+            control.name,
+            Path(args.out),
+            encoders=study.encoders.audio,
+            study_tags=tags,
+            n_boot=args.n_boot,
+            seed=args.boot_seed,
+        )
     )
-    print(report.markdown.read_text())
-    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
-    print(f"page: {report.page}")
     return 0
 
 

@@ -133,3 +133,17 @@ def _comparison(diff, significant):
 def test_verdicts(main_gain, main_sig, ctrl_gain, ctrl_sig, verdict):
     c = Contrast("x", "enc", "uar", _comparison(main_gain, main_sig), _comparison(ctrl_gain, ctrl_sig), None, None)
     assert verdict in c.verdict
+
+
+def test_report_all_writes_every_report_and_the_twin(tmp_path, sim_store, capsys):
+    uri, _, _ = sim_store
+    study, _ = write_pair(tmp_path, uri=uri)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["report", "all", str(study), "--out", str(out), "--n-boot", "100"]) == 0
+    printed = capsys.readouterr().out
+    names = ["table.md", "ablation.md", "bias.md", "cross_corpus.md", "mechanism.md"]
+    assert all((out / "sim" / n).is_file() for n in names)
+    assert "wrote " + ", ".join(str(out / "sim" / n) for n in names) in printed
+    page = (out / "sim" / "index.html").read_text()
+    assert all(f'id="{n.removesuffix(".md")}"' in page for n in ("table", "ablation", "bias", "mechanism"))
