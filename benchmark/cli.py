@@ -452,6 +452,11 @@ def _tracker_of(study):
     return tracker, {**provenance.tags(), "gemo.study": study.name}
 
 
+def _report_options(study, tags: dict[str, str], args: argparse.Namespace) -> dict:
+    """The keyword arguments every ``write_*_report`` takes: encoder order, parent-run tags, bootstrap."""
+    return {"encoders": study.encoders.audio, "study_tags": tags, "n_boot": args.n_boot, "seed": args.boot_seed}
+
+
 def _print_report(report) -> None:
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
@@ -487,17 +492,7 @@ def cmd_report_more(args: argparse.Namespace) -> int:
         "bias": bias.write_bias_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
-    _print_report(
-        write(
-            tracker,
-            study.name,
-            Path(args.out),
-            encoders=study.encoders.audio,
-            study_tags=tags,
-            n_boot=args.n_boot,
-            seed=args.boot_seed,
-        )
-    )
+    _print_report(write(tracker, study.name, Path(args.out), **_report_options(study, tags, args)))
     return 0
 
 
@@ -516,7 +511,7 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     from benchmark.studies import load_study
 
     study, tracker, tags = _study_reader(args.study)
-    common = {"encoders": study.encoders.audio, "study_tags": tags, "n_boot": args.n_boot, "seed": args.boot_seed}
+    common = _report_options(study, tags, args)
     out = Path(args.out)
     table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
     written = [table.markdown]
@@ -548,18 +543,9 @@ def cmd_report_mechanism(args: argparse.Namespace) -> int:
     study, control = load_study(args.study), load_study(_control_path(args.study, args.control))
     mechanism.check_pair(study, control)  # before either store is opened: a wrong pair writes nothing
     (tracker, tags), (ctrl_tracker, _) = _tracker_of(study), _tracker_of(control)
+    options = _report_options(study, tags, args)
     _print_report(
-        mechanism.write_mechanism_report(
-            tracker,
-            ctrl_tracker,
-            study.name,
-            control.name,
-            Path(args.out),
-            encoders=study.encoders.audio,
-            study_tags=tags,
-            n_boot=args.n_boot,
-            seed=args.boot_seed,
-        )
+        mechanism.write_mechanism_report(tracker, ctrl_tracker, study.name, control.name, Path(args.out), **options)
     )
     return 0
 
