@@ -39,10 +39,15 @@ from urllib.request import url2pathname
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import SQLAlchemyError
 
 DEFAULT_DB = "mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_RESULTS = 50_000  # search_runs page size: one query per page for the whole experiment
+# URI schemes of MLflow's SQL stores (``postgresql+psycopg2://`` counts as ``postgresql``)
+_SQL_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
 
 
 def resolve_uri(spec_uri: str = "") -> str:
@@ -85,6 +90,7 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri = uri
+        self._engine = None  # SQLAlchemy engine of read_runs, made on first use
         store = local_store_dir(uri)
         if store is None:
             self.client = MlflowClient(tracking_uri=uri)
@@ -145,6 +151,64 @@ class Tracker:
         if status:
             clauses.append(f"attributes.status = '{status}'")
         return self.search(" and ".join(clauses))
+
+    def read_runs(self, kind: str, status: str | None = None) -> list[RunRecord]:
+        """All runs of a kind, for reading many at once (the reports): the same records as :meth:`runs`.
+
+        On a SQL store (the default SQLite file, PostgreSQL, ...) they are read straight from MLflow's
+        ``runs``, ``params``, ``tags`` and ``latest_metrics`` tables in four queries: ``search_runs`` builds
+        an ORM object per param, tag and metric, about 2.6 s per 1,000 runs of a real study on one core,
+        where the tables answer in a tenth of that. Other stores, and a SQL store whose tables do not have
+        the expected shape, go through :meth:`runs`. ``tests/reports/test_tracking_bulk.py`` checks that
+        both paths give the same records.
+        """
+        if self.uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES:
+            try:
+                return self._sql_runs(kind, status)
+            except SQLAlchemyError:
+                pass  # not the schema this reader knows: the API gives the same answer, slower
+        return self.runs(kind, status)
+
+    def _sql_runs(self, kind: str, status: str | None) -> list[RunRecord]:
+        if self._engine is None:
+            self._engine = create_engine(self.uri)
+        # MLflow's own filter (active runs of the experiment with the tag) and order (newest first, then id)
+        selected = (
+            "SELECT r.run_uuid FROM runs r JOIN tags k ON k.run_uuid = r.run_uuid "
+            "AND k.key = 'gemo.kind' AND k.value = :kind "
+            "WHERE r.experiment_id = :experiment AND r.lifecycle_stage = 'active'"
+            + (" AND r.status = :status" if status else "")
+        )
+        bind = {"kind": kind, "experiment": int(self.experiment_id), "status": status}
+        bind = {k: v for k, v in bind.items() if v is not None}
+        with self._engine.connect() as db:
+            head = db.execute(
+                sql_text(
+                    "SELECT run_uuid, status, start_time, artifact_uri FROM runs WHERE run_uuid IN "
+                    f"({selected}) ORDER BY start_time DESC, run_uuid"
+                ),
+                bind,
+            ).all()
+            found: dict[str, dict[str, dict]] = {r[0]: {"params": {}, "tags": {}, "metrics": {}} for r in head}
+            for table, slot in (("params", "params"), ("tags", "tags")):
+                query = f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({selected})"
+                for run_id, key, value in db.execute(sql_text(query), bind):
+                    found[run_id][slot][key] = value
+            query = f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({selected})"
+            for run_id, key, value, is_nan in db.execute(sql_text(query), bind):
+                found[run_id]["metrics"][key] = float("nan") if is_nan else float(value)
+        return [
+            RunRecord(
+                run_id=run_id,
+                status=run_status,
+                params=found[run_id]["params"],
+                metrics=found[run_id]["metrics"],
+                tags=found[run_id]["tags"],
+                start_time=start_time,
+                artifact_uri=artifact_uri or "",
+            )
+            for run_id, run_status, start_time, artifact_uri in head
+        ]
 
     def finished_cells(self) -> set[str]:
         return {r.tags["gemo.cell_id"] for r in self.runs("cell", "FINISHED")}

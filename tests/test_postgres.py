@@ -206,6 +206,10 @@ def test_three_workers_on_postgresql_run_every_trial_once(postgres, tmp_path):
     assert best.metrics["objective"] == pytest.approx(max(t.value for t in trials))
     (cell,) = tracker.runs("cell", "FINISHED")
     assert "test_uar" in cell.metrics and cell.params["fold"] == "1"
+    # the reports' table read gives the API's records on PostgreSQL too
+    for kind in ("search", "trial", "search-best", "config", "cell"):
+        assert tracker.read_runs(kind) == tracker.runs(kind), kind
+    assert tracker._engine is not None and tracker._engine.dialect.name == "postgresql"
 
     # both URLs carry the password: it reaches no param, tag, artifact, Optuna attribute or output line
     spec = tracker.client.download_artifacts(cell.run_id, "cell_spec.json", str(tmp_path))

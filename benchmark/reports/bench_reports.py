@@ -12,8 +12,9 @@ minutes and is done once; the timings are of the reports only.
 Each report is timed in this process (imports done, as in a long session) and as the ``gemo-bench report``
 command in a fresh process (imports included), in wall-clock and CPU seconds: on a shared machine the CPU
 time is the figure an idle machine would show as wall time. ``imports`` is the command's start-up alone.
-Beside them, side by side, the bulk reads the reports use are compared with the per-run calls they replace
-(``get_run`` and ``download_artifacts`` per run), on a sample of runs, as a ratio.
+Beside them, side by side, the bulk reads the reports use are compared with the calls they replace, as
+ratios: the table read of the runs (``Tracker.read_runs``) with ``search_runs`` on all of them and with
+``get_run`` per run on a sample, and the in-place artifact read with ``download_artifacts`` per run.
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # the bulk reads against the per-run calls they replace, side by side on the same sample
     sample = runs[: args.sample]
-    bulk_query = timed(lambda: tracker.runs("cell", "FINISHED"), args.repeat) * len(sample) / len(runs)
+    search = timed(lambda: tracker.runs("cell", "FINISHED"), args.repeat)
+    table_read = timed(lambda: tracker.read_runs("cell", "FINISHED"), args.repeat)
+    bulk_query = table_read * len(sample) / len(runs)
     per_run = timed(lambda: [tracker.client.get_run(r.run_id) for r in sample], 1)
     bulk_read = timed(lambda: tracker.read_artifacts(sample, "predictions.csv"), args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda: [tracker.client.download_artifacts(r.run_id, "predictions.csv", tmp) for r in sample], 1
         )
     results["bulk vs per-run"] = {
-        f"per-run get_run / bulk query (per {len(sample)} runs)": per_run / bulk_query,
+        f"per-run get_run / bulk read of the runs (per {len(sample)} runs)": per_run / bulk_query,
+        f"search_runs / read_runs ({len(runs)} runs)": search / table_read,
         f"per-run download_artifacts / bulk read ({len(sample)} runs)": download / bulk_read,
     }
 

@@ -136,7 +136,7 @@ def load_cells(tracker: Tracker, study_name: str, encoders: Sequence[str] = ()) 
     Raises:
         NoRunsError: no finished fold run in the store.
     """
-    runs = tracker.runs("cell", "FINISHED")
+    runs = tracker.read_runs("cell", "FINISHED")
     if not runs:
         raise NoRunsError(
             f"study {study_name!r}: no finished runs in {provenance.redact_uri(tracker.uri)}; "

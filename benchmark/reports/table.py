@@ -208,7 +208,7 @@ def write_table_report(
     study_tags: dict[str, str] | None = None,
 ) -> TableReport:
     """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv`` and ``.png``."""
-    runs = tracker.runs("cell", "FINISHED")
+    runs = tracker.read_runs("cell", "FINISHED")
     if not runs:
         raise ValueError(f"study {study_name!r}: no finished runs in {tracker.uri}; run `gemo-bench run` first")
     cells = cell_frame(runs)
