@@ -15,6 +15,9 @@ Layout of a study's experiment:
 
 Only a few metric columns are logged so the UI stays usable with many runs; per-class detail is in
 the artifacts.
+
+Reading many runs at once (:meth:`Tracker.read_runs`, the reports) goes to a SQL store's tables directly,
+and falls back to the MLflow API elsewhere; everything else goes through ``MlflowClient``.
 """
 
 from __future__ import annotations
