@@ -68,6 +68,18 @@ class Comparison:
         )
 
 
+def read_study(
+    tracker: Tracker, study_name: str, encoders: Sequence[str] = ()
+) -> tuple[Cells, Predictions, RunConfusions | None]:
+    """A study's finished fold runs, their test predictions and per-run confusion counts, in bulk reads.
+
+    The confusions are None when no run logged predictions (reports then say so and skip the bootstrap).
+    """
+    cells = load_cells(tracker, study_name, encoders)
+    preds = load_predictions(tracker, cells.runs.values())
+    return cells, preds, RunConfusions(cells, preds) if len(preds.run_ids) else None
+
+
 class RunConfusions:
     """Per-run, per-speaker confusion counts of a study's predictions, for paired speaker bootstraps."""
 
@@ -393,9 +405,7 @@ def write_ablation_report(
     seed: int = stats.DEFAULT_SEED,
 ) -> AblationReport:
     """Read the study's fold runs and predictions (bulk) and write ``ablation.md/.csv`` and its figures."""
-    cells = load_cells(tracker, study_name, encoders)
-    preds = load_predictions(tracker, cells.runs.values())
-    confusions = RunConfusions(cells, preds) if len(preds.run_ids) else None
+    cells, preds, confusions = read_study(tracker, study_name, encoders)
     summary = cells.summary([f"test_{m}" for m in METRICS])
     comps = all_comparisons(cells, confusions, n_boot=n_boot, seed=seed)
     head = header(cells, tracker, f"{study_name}: ablation — gender-aware variants vs Emo-CLAP")

@@ -34,7 +34,7 @@ from fairlearn.metrics import MetricFrame
 
 from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS
 from benchmark.reports import stats
-from benchmark.reports.ablation import RunConfusions
+from benchmark.reports.ablation import RunConfusions, read_study
 from benchmark.reports.common import (
     Cells,
     ReportFolder,
@@ -42,8 +42,6 @@ from benchmark.reports.common import (
     error_bars,
     header,
     header_lines,
-    load_cells,
-    load_predictions,
     md_table,
     pct,
     pm,
@@ -355,11 +353,9 @@ def write_bias_report(
     seed: int = stats.DEFAULT_SEED,
 ) -> BiasReport:
     """Read the study's fold runs and predictions (bulk) and write ``bias.md/.csv`` and its figures."""
-    cells = load_cells(tracker, study_name, encoders)
-    preds = load_predictions(tracker, cells.runs.values())
+    cells, preds, rc = read_study(tracker, study_name, encoders)
     summary = cells.summary(["test_war", "test_uar", *GENDER_METRICS])
     labels = dict(zip(summary["config"], summary["encoder"] + ": " + summary["label"], strict=True))
-    rc = RunConfusions(cells, preds) if len(preds.run_ids) else None
     frame, by_gender = gap_table(cells, rc, summary, n_boot, seed)
     eod = pd.DataFrame(columns=list(CLASSES), dtype=float)
     changes = []

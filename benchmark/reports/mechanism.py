@@ -24,15 +24,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark.reports import stats
-from benchmark.reports.ablation import METRICS, Comparison, RunConfusions, all_comparisons
+from benchmark.reports.ablation import METRICS, Comparison, all_comparisons, read_study
 from benchmark.reports.common import (
     Cells,
     ReportFolder,
     error_bars,
     header,
     header_lines,
-    load_cells,
-    load_predictions,
     md_table,
     pm,
     pval,
@@ -336,9 +334,7 @@ def write_mechanism_report(
     """Read both studies' runs and predictions (bulk) and write ``mechanism.md/.csv/.png`` under the first."""
     sides = []
     for k, (tr, name) in enumerate(((tracker, study_name), (control_tracker, control_name))):
-        cells = load_cells(tr, name, encoders)
-        preds = load_predictions(tr, cells.runs.values())
-        rc = RunConfusions(cells, preds) if len(preds.run_ids) else None
+        cells, _, rc = read_study(tr, name, encoders)
         # independent bootstrap streams for the two corpora
         comps = all_comparisons(cells, rc, n_boot=n_boot, seed=seed + k)
         sides.append((cells, comps, cells.summary([f"test_{m}" for m in METRICS])))
