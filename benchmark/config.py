@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
 
 from benchmark.data.records import CLASS_WORDS, CLASSES, GENDER_WORDS, GENDERS
 
@@ -79,7 +78,6 @@ class ClapConfig:
         return [self.gender_template.format(label=w) for w in self.gender_words]
 
 
-Variant = Literal["emo-clap", "sl-gemo-clap", "ml-gemo-clap"]
 VARIANTS: tuple[str, ...] = ("emo-clap", "sl-gemo-clap", "ml-gemo-clap")
 ML_MODES: tuple[str, ...] = ("head", "prompt")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
