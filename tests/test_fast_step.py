@@ -69,7 +69,10 @@ def compare(audio, variant, ml_mode="head", **fast_options):
     assert plain_grads.keys() == fast_grads.keys()
     assert any(n.startswith("audio_encoder.encoder.layers.1.attention") for n in fast_grads)
     for name, grad in plain_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+        # float32 summation order differs between the two paths; errors scale with the tensor's largest entry
+        # (data2vec's positional convolution has gradients of ~1e4 next to entries of ~10)
+        atol = 1e-6 + 1e-6 * grad.abs().max().item()
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize(

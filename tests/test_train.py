@@ -84,9 +84,14 @@ def test_same_seed_same_metrics_and_other_seed_differs(small_records):
 
 @pytest.mark.slow
 def test_learns_above_chance(small_records):
-    cfg = replace(FAST, epochs=6, max_seconds=3.0)
-    result = train_cell(small_records, spec("emo-clap", train=cfg), progress=False)
-    assert result.test["uar"] > 0.35, result.summary()
+    # One seed's UAR on 40 test utterances swings by ±0.1 with the initialisation (a one-parameter change in
+    # transformers' init moved it from 0.42 to 0.31), so the claim is made over three seeds. Chance is 0.25.
+    cfg = replace(FAST, epochs=12, lr=1e-3, max_seconds=2.0)
+    uars = [
+        train_cell(small_records, spec("emo-clap", train=cfg, seed=seed), progress=False).test["uar"]
+        for seed in range(3)
+    ]
+    assert min(uars) > 0.25 and sum(uars) / len(uars) > 0.35, uars
 
 
 def test_diverging_run_stops_with_a_clear_error(small_records):
