@@ -35,6 +35,14 @@ def test_wilcoxon_exact_p_for_all_positive_differences():
     assert res.p_w == pytest.approx(2 / 32)
 
 
+def test_wilcoxon_drops_a_zero_difference_and_stays_exact():
+    # folds 1-4 differ by +0.1, +0.2, +0.3, +0.05; fold 5 ties. The tie is dropped ("wilcox" zero method), leaving
+    # 4 positive distinct differences: W = 0, exact two-sided p = 2 / 2^4 = 0.125 (not the normal approximation)
+    res = stats.paired_tests([0.6, 0.7, 0.8, 0.55, 0.5], [0.5, 0.5, 0.5, 0.5, 0.5])
+    assert res.n == 5 and res.w == 0.0
+    assert res.p_w == pytest.approx(2 / 16)
+
+
 def test_no_p_value_with_fewer_than_two_folds_says_why():
     res = stats.paired_tests([0.7], [0.6])
     assert res.n == 1 and res.mean_diff == pytest.approx(0.1)
