@@ -39,6 +39,34 @@ def _run_tests(session: nox.Session, *marker: str) -> None:
     session.run("pytest", *marker, *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
 
+def _oldest_constraints(session: nox.Session) -> Path:
+    """A pip constraints file that pins every requirement of pyproject.toml to the floor of its range.
+
+    torch is left out: it stays the machine's build (:func:`_torch_requirement`), since its floor's CPU build
+    cannot be installed everywhere. Every other requirement, extras included, must have exactly one ``>=``.
+    """
+    import tomllib
+
+    from packaging.requirements import Requirement  # a dependency of nox itself
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in ("test", "ui-test", "postgres"):
+        requirements += project["optional-dependencies"][extra]
+    pins = []
+    for text in requirements:
+        req = Requirement(text)
+        if req.name == "torch":
+            continue
+        floors = [spec.version for spec in req.specifier if spec.operator == ">="]
+        if len(floors) != 1:
+            session.error(f"pyproject.toml: requirement {text!r} needs exactly one '>=' floor")
+        pins.append(f"{req.name}=={floors[0]}")
+    path = Path(session.create_tmp()) / "oldest.txt"
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (GPU tests are skipped without CUDA)."""
@@ -49,6 +77,16 @@ def tests(session: nox.Session) -> None:
 def tests_fast(session: nox.Session) -> None:
     """Run the tests that do not train models end to end (-m 'not slow')."""
     _run_tests(session, "-m", "not slow")
+
+
+@nox.session
+def tests_oldest(session: nox.Session) -> None:
+    """Run the whole test suite with every dependency at the oldest version pyproject.toml admits (torch aside)."""
+    constraints = _oldest_constraints(session)
+    session.install(_torch_requirement())
+    session.install("-c", str(constraints), "-e", ".[test,ui-test,postgres]")
+    session.run("pip", "freeze", "--exclude-editable", silent=False)
+    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
 
 @nox.session
