@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -13,13 +14,17 @@ _PACKAGES = ("gemo-bench", "torch", "transformers", "mlflow", "numpy", "scikit-l
 
 @functools.cache
 def git_state() -> tuple[str, bool]:
-    """(commit SHA, dirty?) of the checkout holding this package; ("unknown", False) outside git."""
+    """(commit SHA, dirty?) of the checkout holding this package.
+
+    Outside git (a source tree copied into a container or staged for a cluster job) the commit is taken from
+    ``GEMO_GIT_SHA`` when set, else ``"unknown"``; dirty is then False, as nothing can be compared.
+    """
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
+        return os.environ.get("GEMO_GIT_SHA", "").strip() or "unknown", False
     return sha.stdout.strip(), bool(dirty.stdout.strip())
 
 

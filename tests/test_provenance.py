@@ -1,4 +1,9 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +28,26 @@ def test_tags_carry_versions_and_git_state():
     assert tags["gemo.git_dirty"] in {"true", "false"}
     assert tags["gemo.version.torch"] and tags["gemo.version.mlflow"]
     json.dumps(tags)  # every value is a plain string
+
+
+def test_a_copy_outside_git_takes_its_commit_from_the_environment(tmp_path):
+    # the package copied without .git, as into a container image or a cluster job's staging folder
+    shutil.copytree(Path(provenance.__file__).parent, tmp_path / "benchmark", ignore=shutil.ignore_patterns("*.pyc"))
+    probe = "from benchmark import provenance; print(*provenance.git_state())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GEMO_GIT"))} | {
+        "PYTHONPATH": str(tmp_path)
+    }
+
+    def state(**extra):
+        out = subprocess.run(
+            [sys.executable, "-c", probe], cwd=tmp_path, env=env | extra, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert state() == ["unknown", "False"]
+    assert state(GEMO_GIT_SHA="0123abcd") == ["0123abcd", "False"]
+    assert provenance.git_state()[0] != "0123abcd"  # inside the checkout, git itself answers
 
 
 @pytest.mark.slow
