@@ -153,6 +153,12 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", choices=ATTENTION_KINDS, default="auto", help="suite: attention kernel")
     p.add_argument("--compile", action="store_true", help="suite: torch.compile the audio encoder's layers")
     p.add_argument("--grad-checkpointing", action="store_true", help="suite: activation checkpointing")
+    p.add_argument(
+        "--no-deterministic",
+        dest="deterministic",
+        action="store_false",
+        help="both loops: let torch pick non-deterministic (faster) CUDA kernels",
+    )
     p.add_argument("--num-workers", type=int, help="suite: loader workers (default 4 on CUDA, 0 on CPU)")
     p.add_argument("--proj-dim", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
@@ -632,6 +638,7 @@ def cmd_bench_throughput(args: argparse.Namespace) -> int:
         attention=args.attention,
         compile=args.compile,
         grad_checkpointing=args.grad_checkpointing,
+        deterministic=args.deterministic,
         num_workers=(4 if cuda else 0) if args.num_workers is None else args.num_workers,
     )
     alpha = 1.0 if args.variant == "emo-clap" else (0.9 if args.alpha is None else args.alpha)

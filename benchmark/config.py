@@ -82,7 +82,7 @@ VARIANTS: tuple[str, ...] = ("emo-clap", "sl-gemo-clap", "ml-gemo-clap")
 ML_MODES: tuple[str, ...] = ("head", "prompt")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
-SPEED_OPTIONS: tuple[str, ...] = ("attention", "compile", "grad_checkpointing")
+SPEED_OPTIONS: tuple[str, ...] = ("attention", "compile", "grad_checkpointing", "deterministic")
 FREEZE: tuple[str, ...] = ("none", "audio", "all")
 
 
@@ -114,6 +114,9 @@ class TrainConfig:
         compile: ``torch.compile`` the audio encoder's transformer layers (pays off on GPUs over many steps).
         grad_checkpointing: recompute the audio encoder's layer activations in backward (large encoders on
             small GPUs: less memory, about a third more compute).
+        deterministic: ask torch for deterministic kernels (:func:`~benchmark.seeding.seed_everything`). CPU
+            runs are reproducible either way; on CUDA, off lets torch pick faster kernels whose float sums may
+            land in another order from run to run.
 
         freeze_encoders: ``none`` (fine-tune both encoders), ``audio`` (keep the audio encoder fixed; the
             text encoder still learns on the K prompts) or ``all`` (only the projection heads, the logit
@@ -122,8 +125,9 @@ class TrainConfig:
             crop of ``max_seconds``) and cache them on disk (``benchmark.features``), so training never
             runs the audio encoder; off, the frozen encoder runs on every batch (random training crops).
 
-    ``attention``, ``compile`` and ``grad_checkpointing`` change how fast a step runs, not what it computes
-    (up to float rounding), so they are not part of a cell's identity (:meth:`CellSpec.identity`).
+    ``attention``, ``compile``, ``grad_checkpointing`` and ``deterministic`` change how fast a step runs, not
+    what it computes (up to float rounding), so they are not part of a cell's identity
+    (:meth:`CellSpec.identity`).
     """
 
     epochs: int = 10
@@ -145,6 +149,7 @@ class TrainConfig:
     attention: str = "auto"
     compile: bool = False
     grad_checkpointing: bool = False
+    deterministic: bool = True
     freeze_encoders: str = "none"
     feature_cache: bool = True
 

@@ -362,7 +362,7 @@ def fit_cell(
         NonFiniteLossError: a loss became NaN or infinite.
     """
     started = time.perf_counter()
-    seed_everything(spec.seed)
+    seed_everything(spec.seed, deterministic=spec.train.deterministic)
     cfg = spec.train
     device = resolve_device(cfg.device)
     fold = split_fold(records, spec.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=spec.seed)

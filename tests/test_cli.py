@@ -119,14 +119,17 @@ def test_speed_options_reach_the_cell_spec():
             "sdpa",
             "--compile",
             "--no-grad-checkpointing",
+            "--no-deterministic",
         ]
     )
     train = cell_spec_from_args(args, "embedded").train
-    assert (train.batch_seconds, train.attention, train.compile, train.grad_checkpointing) == (
+    assert (train.batch_seconds, train.attention, train.compile, train.grad_checkpointing, train.deterministic) == (
         90.0,
         "sdpa",
         True,
         False,
+        False,
     )
     defaults = cell_spec_from_args(build_parser().parse_args(["train-cell", "--fold", "1"]), "embedded").train
     assert (defaults.batch_seconds, defaults.attention, defaults.compile) == (0.0, "auto", False)
+    assert defaults.deterministic

@@ -149,7 +149,10 @@ def test_speed_options_leave_the_cell_identity_alone(tmp_path):
     from dataclasses import replace
 
     cell = load_study(write(tmp_path, MINIMAL)).cells()[0]
-    fast = replace(cell, train=replace(cell.train, attention="sdpa", compile=True, grad_checkpointing=True))
+    fast = replace(
+        cell,
+        train=replace(cell.train, attention="sdpa", compile=True, grad_checkpointing=True, deterministic=False),
+    )
     assert cell_id(fast, "fp") == cell_id(cell, "fp") and config_id(fast, "fp") == config_id(cell, "fp")
     # batching by an audio budget changes what is computed; when unset it is not in the identity at all, so cells
     # of studies written before the option keep their identities

@@ -245,7 +245,7 @@ def run_suite(cfg: ThroughputConfig, ds: UtteranceDataset, device: torch.device,
 
 def run_throughput(cfg: ThroughputConfig, study=None) -> dict:
     """Measure both loops and return the figures (see the module docstring); ``study`` adds the hours estimate."""
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, deterministic=cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
     started = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="gemo-bench-throughput-") as tmp:
