@@ -104,3 +104,43 @@ def test_cpu_keeps_the_library_attention_unless_asked():
     assert all("forward" not in vars(m) for m in model.audio_encoder.modules())
     prepare_model(model, replace(spec.train, attention="sdpa"), CPU)
     assert any("forward" in vars(m) for m in model.audio_encoder.modules())
+
+
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+def test_compiled_layers_do_not_recompile_for_every_batch_shape():
+    # Bucketed batches have a new padded length (and often a new size) at nearly every step. Dynamo compiles the
+    # layer for the first shape, recompiles with symbolic sizes once shapes change (twice here: 2 -> 4 -> 6 graphs
+    # over the first 3 batches, 2 graphs per compilation), then reuses those graphs for every later shape.
+    from torch._dynamo.utils import counters
+
+    cfg = TrainConfig(lr=1e-3, device="cpu", precision="fp32", attention="sdpa", compile=True)
+    spec = CellSpec("tiny-wavlm", "tiny-roberta", "emo-clap", fold=1, model=ClapConfig(proj_dim=32), train=cfg)
+    model, collator = setup_model(spec)
+    torch._dynamo.reset()
+    counters.clear()
+    prepare_model(model, cfg, CPU, compile_backend="aot_eager")
+    model.train()
+    rng = np.random.default_rng(0)
+    graphs, shapes = [], set()
+    for _ in range(8):
+        longest = int(rng.integers(6000, 30000))
+        sizes = rng.uniform(0.5, 1.0, size=int(rng.integers(3, 9)))
+        batch = collator(
+            [
+                {
+                    "wave": (0.1 * rng.standard_normal(int(longest * f))).astype(np.float32),
+                    "emotion": i % 4,
+                    "gender": i % 2,
+                    "index": i,
+                }
+                for i, f in enumerate(sizes)
+            ]
+        )
+        shapes.add(tuple(batch.input_values.shape))
+        micro_step(model, batch, spec, CPU)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert len(shapes) == 8
+    # at most 3 compilations in all, and none over the last 4 batches
+    assert graphs[0] > 0 and graphs[-1] <= 3 * graphs[0], (graphs, shapes)
+    assert graphs[-1] == graphs[-4], (graphs, shapes)
+    assert not counters["graph_break"], dict(counters["graph_break"])
