@@ -29,21 +29,27 @@ def _torch_requirement() -> str:
     return "torch"
 
 
-def _install(session: nox.Session, *extras: str) -> None:
+_TEST_EXTRAS = ("test", "ui-test", "postgres")
+_TEST_ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _install(session: nox.Session, *extras: str, constraints: Path | None = None) -> None:
     session.install(_torch_requirement())
-    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    pins = ["-c", str(constraints)] if constraints else []
+    session.install(*pins, "-e", f".[{','.join(extras)}]" if extras else ".")
 
 
 def _run_tests(session: nox.Session, *marker: str) -> None:
-    _install(session, "test", "ui-test", "postgres")
-    session.run("pytest", *marker, *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    _install(session, *_TEST_EXTRAS)
+    session.run("pytest", *marker, *session.posargs, env=_TEST_ENV)
 
 
 def _oldest_constraints(session: nox.Session) -> Path:
     """A pip constraints file that pins every requirement of pyproject.toml to the floor of its range.
 
     torch is left out: it stays the machine's build (:func:`_torch_requirement`), since its floor's CPU build
-    cannot be installed everywhere. Every other requirement, extras included, must have exactly one ``>=``.
+    cannot be installed everywhere. Every other requirement, the test extras' included, must have exactly one
+    ``>=``.
     """
     import tomllib
 
@@ -51,7 +57,7 @@ def _oldest_constraints(session: nox.Session) -> Path:
 
     project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in ("test", "ui-test", "postgres"):
+    for extra in _TEST_EXTRAS:
         requirements += project["optional-dependencies"][extra]
     pins = []
     for text in requirements:
@@ -82,11 +88,9 @@ def tests_fast(session: nox.Session) -> None:
 @nox.session
 def tests_oldest(session: nox.Session) -> None:
     """Run the whole test suite with every dependency at the oldest version pyproject.toml admits (torch aside)."""
-    constraints = _oldest_constraints(session)
-    session.install(_torch_requirement())
-    session.install("-c", str(constraints), "-e", ".[test,ui-test,postgres]")
-    session.run("pip", "freeze", "--exclude-editable", silent=False)
-    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    _install(session, *_TEST_EXTRAS, constraints=_oldest_constraints(session))
+    session.run("pip", "freeze", "--exclude-editable")  # what was tested
+    session.run("pytest", *session.posargs, env=_TEST_ENV)
 
 
 @nox.session
