@@ -34,8 +34,10 @@ def test_a_copy_outside_git_takes_its_commit_from_the_environment(tmp_path):
     # the package copied without .git, as into a container image or a cluster job's staging folder
     shutil.copytree(Path(provenance.__file__).parent, tmp_path / "benchmark", ignore=shutil.ignore_patterns("*.pyc"))
     probe = "from benchmark import provenance; print(*provenance.git_state())"
+    # git must not find a repository above the copy (nox's session TMPDIR lies inside the checkout)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GEMO_GIT"))} | {
-        "PYTHONPATH": str(tmp_path)
+        "PYTHONPATH": str(tmp_path),
+        "GIT_CEILING_DIRECTORIES": str(tmp_path),
     }
 
     def state(**extra):
