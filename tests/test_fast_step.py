@@ -21,8 +21,8 @@ CPU = torch.device("cpu")
 LENGTHS = [16000, 12000, 9000, 16000, 5000, 14000, 11000, 7000]
 
 
-def batch_for(collator):
-    rng = np.random.default_rng(0)
+def batch_for(collator, lengths=LENGTHS, rng=None):
+    rng = np.random.default_rng(0) if rng is None else rng
     items = [
         {
             "wave": (0.1 * rng.standard_normal(n)).astype(np.float32),
@@ -30,7 +30,7 @@ def batch_for(collator):
             "gender": (i // 2) % 2,
             "index": i,
         }
-        for i, n in enumerate(LENGTHS)
+        for i, n in enumerate(lengths)
     ]
     return collator(items)
 
@@ -125,17 +125,7 @@ def test_compiled_layers_do_not_recompile_for_every_batch_shape():
     for _ in range(8):
         longest = int(rng.integers(6000, 30000))
         sizes = rng.uniform(0.5, 1.0, size=int(rng.integers(3, 9)))
-        batch = collator(
-            [
-                {
-                    "wave": (0.1 * rng.standard_normal(int(longest * f))).astype(np.float32),
-                    "emotion": i % 4,
-                    "gender": i % 2,
-                    "index": i,
-                }
-                for i, f in enumerate(sizes)
-            ]
-        )
+        batch = batch_for(collator, [int(longest * f) for f in sizes], rng)
         shapes.add(tuple(batch.input_values.shape))
         micro_step(model, batch, spec, CPU)
         graphs.append(counters["stats"]["unique_graphs"])
