@@ -39,7 +39,41 @@ def pair_logits(audio_emb: torch.Tensor, prompt_emb: torch.Tensor, labels: torch
     return scale * (audio_emb @ prompt_emb.T)[:, labels]
 
 
-class ClapModel(nn.Module):
+class AudioSide:
+    """The audio half of inference, shared by :class:`ClapModel` and a saved model (``benchmark.models.saved``).
+
+    Needs ``audio_encoder``, ``audio_proj``, ``uses_attention_mask`` and ``class_embeddings()``.
+    """
+
+    def pooled_audio(self, input_values: torch.Tensor, sample_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the encoder's frame features over the frames that cover real (non-padded) samples."""
+        kwargs = {"attention_mask": sample_mask} if self.uses_attention_mask else {}
+        frames = self.audio_encoder(input_values, **kwargs).last_hidden_state
+        frame_mask = self.audio_encoder._get_feature_vector_attention_mask(frames.shape[1], sample_mask)
+        frame_mask = frame_mask.to(frames.dtype).unsqueeze(-1)
+        return (frames * frame_mask).sum(1) / frame_mask.sum(1).clamp(min=1.0)
+
+    def embed_audio(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio_proj(pooled), dim=-1)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        input_values: torch.Tensor | None = None,
+        sample_mask: torch.Tensor | None = None,
+        class_emb: torch.Tensor | None = None,
+        *,
+        pooled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Class index per utterance: argmax cosine similarity to the class prompts."""
+        if pooled is None:
+            pooled = self.pooled_audio(input_values, sample_mask)
+        if class_emb is None:
+            class_emb = self.class_embeddings()
+        return (self.embed_audio(pooled) @ class_emb.T).argmax(dim=-1)
+
+
+class ClapModel(AudioSide, nn.Module):
     """Emo-CLAP / GEmo-CLAP model over a speech encoder and a text encoder."""
 
     def __init__(self, audio: AudioEncoder, text: TextEncoder, config: ClapConfig) -> None:
@@ -94,17 +128,6 @@ class ClapModel(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.log_logit_scale.exp().clamp(max=self.config.max_logit_scale)
 
-    def pooled_audio(self, input_values: torch.Tensor, sample_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the encoder's frame features over the frames that cover real (non-padded) samples."""
-        kwargs = {"attention_mask": sample_mask} if self.uses_attention_mask else {}
-        frames = self.audio_encoder(input_values, **kwargs).last_hidden_state
-        frame_mask = self.audio_encoder._get_feature_vector_attention_mask(frames.shape[1], sample_mask)
-        frame_mask = frame_mask.to(frames.dtype).unsqueeze(-1)
-        return (frames * frame_mask).sum(1) / frame_mask.sum(1).clamp(min=1.0)
-
-    def embed_audio(self, pooled: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.audio_proj(pooled), dim=-1)
-
     def _first_token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
 
@@ -138,19 +161,3 @@ class ClapModel(nn.Module):
             gender_emb=self._prompt_embeddings("gender") if gender_prompts else None,
             gender_logits=self.gender_head(pooled) if self.gender_head is not None else None,
         )
-
-    @torch.no_grad()
-    def predict(
-        self,
-        input_values: torch.Tensor | None = None,
-        sample_mask: torch.Tensor | None = None,
-        class_emb: torch.Tensor | None = None,
-        *,
-        pooled: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Class index per utterance: argmax cosine similarity to the class prompts."""
-        if pooled is None:
-            pooled = self.pooled_audio(input_values, sample_mask)
-        if class_emb is None:
-            class_emb = self.class_embeddings()
-        return (self.embed_audio(pooled) @ class_emb.T).argmax(dim=-1)
