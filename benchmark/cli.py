@@ -46,7 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cell_args(cell)
     cell.add_argument("--json", action="store_true", help="print the result as one JSON object")
     cell.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    cell.add_argument(
+        "--save-model", metavar="DIR", help="save the trained model here (a new directory; see `gemo-bench predict`)"
+    )
     cell.set_defaults(func=cmd_train_cell)
+
+    pred = sub.add_parser("predict", help="the emotion of audio files, by a saved cell model")
+    _add_model_args(pred)
+    pred.add_argument(
+        "audio", nargs="+", help="audio files (any rate and channels: mixed to mono, resampled to 16 kHz)"
+    )
+    pred.add_argument("--batch-size", type=int, default=16, help="files per forward pass (default 16)")
+    pred.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    pred.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="score a saved cell model on a corpus: WAR/UAR overall and per gender")
+    _add_model_args(ev)
+    _add_data_args(ev)
+    ev.add_argument(
+        "--fold", type=int, help="score only this test fold (a session on IEMOCAP); default: every utterance"
+    )
+    ev.add_argument("--predictions", metavar="CSV", help="also write the per-utterance predictions to this CSV file")
+    ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ev.set_defaults(func=cmd_evaluate)
 
     run = sub.add_parser("run", help="run every unfinished cell of a study (resumable)")
     run.add_argument("study", help="study file (studies/*.toml)")
@@ -164,6 +186,24 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of the device for MFU (default: table / measured)")
     p.add_argument("--json", metavar="PATH", help="also write the figures, device and versions to this JSON file")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", help="a saved model: a directory (train-cell --save-model) or an MLflow URI, runs:/<run id>/model"
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow store of a runs:/ URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+
+
+def _load_saved(args: argparse.Namespace):
+    from benchmark.models.saved import load_model
+    from benchmark.tracking import resolve_uri
+    from benchmark.train import resolve_device
+
+    return load_model(args.model, tracking_uri=resolve_uri(args.tracking_uri or ""), device=resolve_device(args.device))
 
 
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
@@ -344,12 +384,25 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train_cell(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from benchmark.models.presets import describe_weights
     from benchmark.train import train_cell
 
     data = _data_spec(args)
     spec = cell_spec_from_args(args, data.corpus)
-    result = train_cell(data.load(), spec, progress=not args.no_progress)
+    save = None
+    if args.save_model:
+        from benchmark.models.saved import save_cell
+
+        target = Path(args.save_model)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):  # say so before training, not after
+            raise FileExistsError(f"--save-model {target}: a saved model needs a new or empty directory")
+
+        def save(fit, result):
+            save_cell(fit, result, target, data=data.describe())
+
+    result = train_cell(data.load(), spec, progress=not args.no_progress, on_evaluated=save)
     out = result.summary()
     out["data"] = data.describe()
     out["weights"] = {
@@ -359,15 +412,91 @@ def cmd_train_cell(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(
+    _print_scores(
         f"fold {spec.fold} {spec.variant} alpha={spec.alpha} {spec.audio_encoder}: "
-        f"WAR {out['war']:.4f}  UAR {out['uar']:.4f}  ({out['seconds']} s on {out['device']})"
+        f"WAR {out['war']:.4f}  UAR {out['uar']:.4f}  ({out['seconds']} s on {out['device']})",
+        out,
     )
+    if args.save_model:
+        print(f"  model saved: {args.save_model}")
+    return 0
+
+
+def _print_scores(title: str, out: dict) -> None:
+    print(title)
     for g, m in out["by_gender"].items():
         print(f"  {g}: WAR {m['war']:.4f}  UAR {m['uar']:.4f}")
     print("  confusion (rows true, cols predicted: " + " ".join(CLASSES) + ")")
     for code, row in zip(CLASSES, out["confusion"], strict=True):
         print(f"    {code} " + " ".join(f"{v:5d}" for v in row))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from benchmark.models.saved import predict_files
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = _load_saved(args)
+    rows = predict_files(model, args.audio, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print("predicted  " + "  ".join(f"p_{c:<4}" for c in model.classes) + "  path")
+    for row in rows:
+        print(
+            f"{row['predicted']:<9}  " + "  ".join(f"{row[f'p_{c}']:.4f}" for c in model.classes) + f"  {row['path']}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import csv
+
+    from benchmark.models.saved import evaluate_records
+
+    model = _load_saved(args)
+    data = _data_spec(args)
+    records = data.load()
+    if args.fold is not None:
+        folds = sorted({r.test_fold for r in records})
+        records = [r for r in records if r.test_fold == args.fold]
+        if not records:
+            raise ValueError(f"--fold {args.fold}: no such fold in {data.corpus} (folds: {folds})")
+    seen = sum(r.id in model.training_ids for r in records)
+    if seen:
+        print(
+            f"gemo-bench: warning: {seen} of {len(records)} utterances trained this model or chose its epoch "
+            f"(it was trained with fold {model.info['spec']['fold']} held out): their scores are not held-out",
+            file=sys.stderr,
+        )
+    test, predictions = evaluate_records(model, records)
+    out = {
+        "war": test["war"],
+        "uar": test["uar"],
+        "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in test["by_gender"].items()},
+        "confusion": test["confusion"],
+        "classes": list(model.classes),
+        "recall": test["recall"],
+        "n": len(predictions),
+        "seen_in_training": seen,
+        "model": model.source,
+        "weights": model.info.get("weights"),
+        "data": data.describe(),
+    }
+    if args.predictions:
+        with open(args.predictions, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(predictions[0]))
+            writer.writeheader()
+            writer.writerows(predictions)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    where = f"fold {args.fold}" if args.fold is not None else "all"
+    _print_scores(
+        f"{model.source} on {data.corpus} ({where}, {len(predictions)} utterances): "
+        f"WAR {out['war']:.4f}  UAR {out['uar']:.4f}",
+        out,
+    )
     return 0
 
 

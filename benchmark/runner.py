@@ -194,17 +194,18 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
         )
         checkpoint("cell-started")
         try:
-            result = train_cell(
-                ctx.records,
-                cell,
-                progress=progress,
-                on_epoch=lambda s: ctx.tracker.log_metrics(run_id, epoch_metrics(s), s.epoch),
-                cross_corpus=ctx.cross_corpus,
-            )
-            ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
-            ctx.tracker.log_metrics(run_id, test_metrics(result))
-            checkpoint("before-artifacts")
             with tempfile.TemporaryDirectory() as tmp:
+                result = train_cell(
+                    ctx.records,
+                    cell,
+                    progress=progress,
+                    on_epoch=lambda s: ctx.tracker.log_metrics(run_id, epoch_metrics(s), s.epoch),
+                    cross_corpus=ctx.cross_corpus,
+                    on_evaluated=model_saver(ctx, Path(tmp) / "model"),
+                )
+                ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
+                ctx.tracker.log_metrics(run_id, test_metrics(result))
+                checkpoint("before-artifacts")
                 write_cell_artifacts(result, ctx, Path(tmp))
                 ctx.tracker.log_artifacts(run_id, Path(tmp))
             checkpoint("before-finish")
@@ -217,6 +218,15 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
         with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
             ctx.tracker.update_parent(parent, cfg)
         return "trained"
+
+
+def model_saver(ctx: Context, folder: Path):
+    """With ``tracking.log_models``, the hook that saves a cell's model into ``folder`` (logged as ``model/``)."""
+    if not ctx.study.tracking.log_models:
+        return None
+    from benchmark.models.saved import save_cell
+
+    return lambda fit, result: save_cell(fit, result, folder, data=ctx.data_description)
 
 
 def epoch_metrics(s: EpochStats) -> dict[str, float]:

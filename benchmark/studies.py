@@ -38,6 +38,7 @@ seeds = [0]
 [tracking]
 uri = ""                             # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here
 experiment = ""                      # default: the study name
+log_models = false                   # also log each cell's trained model (run artifact model/)
 
 [search]                             # SearchSpec: `gemo-bench search` (benchmark/search.py)
 trials = 20
@@ -98,8 +99,12 @@ class Protocol:
 
 @dataclass(frozen=True)
 class Tracking:
+    """Where runs go. ``log_models``: also log each cell's trained model as its run's ``model/`` artifact
+    (``benchmark.models.saved``: an MLflow model that ``gemo-bench predict`` and ``evaluate`` read)."""
+
     uri: str = ""
     experiment: str = ""
+    log_models: bool = False
 
 
 SAMPLERS: tuple[str, ...] = ("tpe", "random")

@@ -16,6 +16,9 @@ Layout of a study's experiment:
 Only a few metric columns are logged so the UI stays usable with many runs; per-class detail is in
 the artifacts.
 
+A cell's trained model (``tracking.log_models``) is a ``model/`` artifact of its fold run that is also an
+MLflow model: :func:`write_pyfunc_description` writes its ``MLmodel`` file and :func:`download` fetches it back.
+
 Reading many runs at once (:meth:`Tracker.read_runs`, the reports) goes to a SQL store's tables directly,
 and falls back to the MLflow API elsewhere; everything else goes through ``MlflowClient``.
 """
@@ -385,6 +388,41 @@ class Tracker:
 
 
 FOLD_METRICS = ("test_war", "test_uar", "test_war_F", "test_uar_F", "test_war_M", "test_uar_M")
+
+
+def write_pyfunc_description(folder: Path, loader_module: str) -> None:
+    """Make ``folder`` an MLflow model: an ``MLmodel`` file whose python_function flavour loads through
+    ``loader_module._load_pyfunc(folder)`` (no pickled objects), so ``mlflow.pyfunc.load_model`` reads it."""
+    import warnings
+
+    from mlflow.models import Model
+
+    with warnings.catch_warnings():
+        # importing mlflow.pyfunc warns about the type hints of MLflow's own agent classes (MLflow 3.x)
+        warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType", category=UserWarning)
+        from mlflow.pyfunc import add_to_model
+
+    description = Model()
+    add_to_model(description, loader_module=loader_module, data=".")
+    description.save(str(folder / "MLmodel"))
+
+
+def download(artifact_uri: str, tracking_uri: str, dst: Path) -> Path:
+    """Download an artifact (``runs:/<run id>/model``) from the store at ``tracking_uri`` into ``dst``.
+
+    Raises:
+        StoreError: the run or the artifact does not exist, or the store cannot be read (named).
+    """
+    import mlflow.artifacts
+
+    from benchmark.provenance import redact_uri
+
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(dst), tracking_uri=tracking_uri)
+        )
+    except (MlflowException, OSError) as exc:
+        raise StoreError(f"{artifact_uri}: could not download it from {redact_uri(tracking_uri)} ({exc})") from exc
 
 
 def fold_summary(child_metrics: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -461,6 +461,7 @@ def train_cell(
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
     cross_corpus: Mapping[str, Sequence[Utterance]] | None = None,
+    on_evaluated: Callable[[Fit, CellResult], None] | None = None,
 ) -> CellResult:
     """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
 
@@ -470,8 +471,13 @@ def train_cell(
         progress: show tqdm progress bars (on stderr).
         on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
         cross_corpus: other corpora (name -> records) the selected model is also scored on, whole.
+        on_evaluated: called with the fitted model and its result before they are dropped (to save the model).
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
     """
-    return evaluate_cell(fit_cell(records, spec, progress=progress, on_epoch=on_epoch), cross_corpus)
+    fit = fit_cell(records, spec, progress=progress, on_epoch=on_epoch)
+    result = evaluate_cell(fit, cross_corpus)
+    if on_evaluated is not None:
+        on_evaluated(fit, result)
+    return result

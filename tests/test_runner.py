@@ -91,6 +91,7 @@ def test_run_logs_parents_children_artifacts_and_resumes(tmp_path):
             "cell_spec.json",
             "metrics.json",
         } <= names
+        assert "model" not in names  # tracking.log_models is off by default
     for p in parents:
         mine = [c for c in children if c.tags["mlflow.parentRunId"] == p.run_id]
         assert p.metrics["folds"] == 2
@@ -99,6 +100,22 @@ def test_run_logs_parents_children_artifacts_and_resumes(tmp_path):
     again = run_study(study, progress=False)
     assert again.trained == [] and len(again.skipped) == 4
     assert len(tracker.runs("cell")) == 4
+
+
+def test_log_models_keeps_each_cells_model_and_it_scores_as_logged(tmp_path):
+    from benchmark.models.saved import evaluate_records, load_model
+
+    study = load_study(make_study(tmp_path), ["tracking.log_models=true", 'method.variants=["sl-gemo-clap"]'])
+    assert run_study(study, progress=False).trained
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    records = study.data.load()
+    for cell in tracker.runs("cell", "FINISHED"):
+        model = load_model(f"runs:/{cell.run_id}/model", tracking_uri=tracker.uri)
+        fold = int(cell.params["fold"])
+        assert model.info["spec"]["fold"] == fold and model.info["test"]["uar"] == cell.metrics["test_uar"]
+        test, _ = evaluate_records(model, [r for r in records if r.test_fold == fold])
+        assert test["war"] == cell.metrics["test_war"] and test["uar"] == cell.metrics["test_uar"]
+        assert not model.training_ids & {r.id for r in records if r.test_fold == fold}
 
 
 def test_table_report_reads_runs_and_is_reproducible(tmp_path):
