@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument(
         "audio", nargs="+", help="audio files (any rate and channels: mixed to mono, resampled to 16 kHz)"
     )
-    pred.add_argument("--batch-size", type=int, default=16, help="files per forward pass (default 16)")
+    pred.add_argument(
+        "--batch-size", type=int, default=1, help="files per forward pass (default 1: scores independent of the others)"
+    )
     pred.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     pred.set_defaults(func=cmd_predict)
 

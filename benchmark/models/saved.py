@@ -298,8 +298,12 @@ def evaluate_records(model: SavedModel, records: Sequence[Utterance], *, precisi
 
 
 @torch.no_grad()
-def predict_files(model: SavedModel, paths: Sequence[str | Path], *, batch_size: int = 16) -> list[dict]:
+def predict_files(model: SavedModel, paths: Sequence[str | Path], *, batch_size: int = 1) -> list[dict]:
     """Predicted class and class probabilities of each audio file (mono-mixed, resampled to 16 kHz, centred crop).
+
+    One file per forward pass by default, so that a file's scores do not depend on the files passed with it:
+    encoders whose first convolution normalises over time (group norm: WavLM-base-plus, wav2vec 2.0-base,
+    HuBERT-base) see the padding of a batch, which moves the probabilities a little.
 
     Raises:
         AudioError: a file is missing or unreadable (named).
