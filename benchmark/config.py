@@ -121,6 +121,10 @@ class TrainConfig:
         freeze_encoders: ``none`` (fine-tune both encoders), ``audio`` (keep the audio encoder fixed; the
             text encoder still learns on the K prompts) or ``all`` (only the projection heads, the logit
             scale and the gender head train).
+        freeze_feature_encoder: keep the audio encoder's convolutional feature encoder (the CNN over the
+            waveform) fixed while its transformer layers fine-tune, as transformers' ``freeze_feature_encoder``
+            does in its wav2vec 2.0 fine-tuning recipes. The paper's reimplementation fine-tunes all weights
+            (off by default); on, backward stops at the CNN's output, which saves compute and memory.
         feature_cache: with a frozen audio encoder, pool each utterance's audio features once (centred
             crop of ``max_seconds``) and cache them on disk (``benchmark.features``), so training never
             runs the audio encoder; off, the frozen encoder runs on every batch (random training crops).
@@ -151,6 +155,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     deterministic: bool = True
     freeze_encoders: str = "none"
+    freeze_feature_encoder: bool = False
     feature_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -218,14 +223,15 @@ class CellSpec:
     def identity(self) -> dict:
         """What determines the cell's result: :meth:`to_dict` without the speed-only train options.
 
-        Options added after the first studies (``batch_seconds``, ``freeze_encoders``, ``feature_cache``) join
-        only when they differ from their defaults, so cells of studies written before them keep their identity
-        (and finished runs are still found when a study is resumed).
+        Options added after the first studies (``batch_seconds``, ``freeze_encoders``, ``freeze_feature_encoder``,
+        ``feature_cache``) join only when they differ from their defaults, so cells of studies written before them
+        keep their identity (and finished runs are still found when a study is resumed).
         """
         d = self.to_dict()
         for key in SPEED_OPTIONS:
             d["train"].pop(key)
-        for key, default in (("batch_seconds", 0.0), ("freeze_encoders", "none"), ("feature_cache", True)):
+        added = (("batch_seconds", 0.0), ("freeze_encoders", "none"), ("freeze_feature_encoder", False))
+        for key, default in (*added, ("feature_cache", True)):
             if getattr(self.train, key) == default:
                 d["train"].pop(key)
         return d

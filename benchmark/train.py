@@ -134,6 +134,8 @@ def setup_model(spec: CellSpec, *, random_init: bool = False) -> tuple[ClapModel
         model = ClapModel(audio, text, spec.model)
     if spec.train.freeze_encoders != "none":
         model.freeze_encoders(spec.train.freeze_encoders)
+    if spec.train.freeze_feature_encoder:
+        model.freeze_feature_encoder()
     return model, Collator(audio.feature_extractor)
 
 

@@ -117,6 +117,14 @@ class ClapModel(AudioSide, nn.Module):
                     self.register_buffer(f"{name}_states", states, persistent=False)
         self.train(self.training)
 
+    def freeze_feature_encoder(self) -> None:
+        """Fix the audio encoder's convolutional feature encoder; its transformer layers still train.
+
+        This is what transformers' ``freeze_feature_encoder`` calls (HuBERT's model class lacks that method): the
+        CNN's parameters get no gradients and its output no longer asks for one, so backward stops there.
+        """
+        self.audio_encoder.feature_extractor._freeze_parameters()
+
     def train(self, mode: bool = True) -> ClapModel:
         super().train(mode)
         if self.frozen_audio:
