@@ -188,7 +188,7 @@ class SavedModel(AudioSide, nn.Module):
         self.source = str(folder)
         self.info = info
         # the utterances that trained the model or selected its epoch (read now: a download is temporary)
-        self.training_ids = frozenset((folder / IDS_FILE).read_text(encoding="utf-8").split())
+        self.training_ids = frozenset((folder / IDS_FILE).read_text(encoding="utf-8").splitlines())
         self.classes: tuple[str, ...] = tuple(info["classes"])
         self.audio_encoder = encoder
         self.feature_extractor = feature_extractor

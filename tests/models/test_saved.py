@@ -67,7 +67,7 @@ def test_saved_model_records_what_produced_it(fitted):
     assert info["test"]["war"] == result.test["war"] and info["test"]["n"] == len(fit.fold.test)
     assert info["classes"] == list(CLASSES) and info["inference"]["max_seconds"] == 1.5
     assert info["data"] == {"kind": "embedded"} and info["commit"]
-    ids = (folder / "training_ids.txt").read_text().split()
+    ids = (folder / "training_ids.txt").read_text().splitlines()
     assert sorted(ids) == sorted(r.id for r in (*fit.fold.train, *fit.fold.val))
     assert not {r.id for r in fit.fold.test} & set(ids)
     # the encoder directory is a plain transformers checkpoint
