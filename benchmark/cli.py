@@ -386,8 +386,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train_cell(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.models.presets import describe_weights
     from benchmark.train import train_cell
 
@@ -395,11 +393,9 @@ def cmd_train_cell(args: argparse.Namespace) -> int:
     spec = cell_spec_from_args(args, data.corpus)
     save = None
     if args.save_model:
-        from benchmark.models.saved import save_cell
+        from benchmark.models.saved import check_target, save_cell
 
-        target = Path(args.save_model)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):  # say so before training, not after
-            raise FileExistsError(f"--save-model {target}: a saved model needs a new or empty directory")
+        target = check_target(args.save_model)  # say so before training, not after
 
         def save(fit, result):
             save_cell(fit, result, target, data=data.describe())
@@ -454,6 +450,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
+    from benchmark import metrics
     from benchmark.models.saved import evaluate_records
 
     model = _load_saved(args)
@@ -473,9 +470,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     test, predictions = evaluate_records(model, records)
     out = {
-        "war": test["war"],
-        "uar": test["uar"],
-        "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in test["by_gender"].items()},
+        **metrics.headline(test),
         "confusion": test["confusion"],
         "classes": list(model.classes),
         "recall": test["recall"],

@@ -61,6 +61,15 @@ def evaluate(
     return out
 
 
+def headline(m: dict) -> dict:
+    """``{"war", "uar", "by_gender": {g: {"war", "uar"}}}`` of an :func:`evaluate` result."""
+    return {
+        "war": m["war"],
+        "uar": m["uar"],
+        "by_gender": {g: {"war": b["war"], "uar": b["uar"]} for g, b in m["by_gender"].items()},
+    }
+
+
 def _block(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], k: int) -> dict:
     return {
         "war": war(y_true, y_pred),

@@ -69,9 +69,7 @@ class CellResult:
     def summary(self) -> dict:
         """The JSON ``train-cell --json`` prints."""
         return {
-            "war": self.test["war"],
-            "uar": self.test["uar"],
-            "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in self.test["by_gender"].items()},
+            **metrics.headline(self.test),
             "confusion": self.test["confusion"],
             "classes": list(self.classes),
             "recall": self.test["recall"],
@@ -83,12 +81,7 @@ class CellResult:
             "history": [asdict(h) for h in self.history],
             "spec": self.spec.to_dict(),
             "cross_corpus": {
-                name: {
-                    "war": c["test"]["war"],
-                    "uar": c["test"]["uar"],
-                    "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in c["test"]["by_gender"].items()},
-                    "n": len(c["predictions"]),
-                }
+                name: {**metrics.headline(c["test"]), "n": len(c["predictions"])}
                 for name, c in self.cross_corpus.items()
             },
         }

@@ -53,6 +53,14 @@ class SavedModelError(ValueError):
     """A directory or URI that is not a readable saved model; the message names it."""
 
 
+def check_target(folder: str | Path) -> Path:
+    """``folder`` as a Path, if a model can be saved there (a new or empty directory); else FileExistsError."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(f"{folder}: a saved model needs a new or empty directory")
+    return folder
+
+
 def save_model(
     model: ClapModel,
     feature_extractor: Wav2Vec2FeatureExtractor,
@@ -73,9 +81,7 @@ def save_model(
         info: anything else worth keeping with the weights (spec, data source, weights, metrics, commit).
         training_ids: ids of the utterances that trained the model or selected its epoch.
     """
-    folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FileExistsError(f"{folder}: a saved model needs a new or empty directory")
+    folder = check_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # left by a process of the same pid that died mid-write
@@ -123,7 +129,7 @@ def save_model(
 
 def save_cell(fit: Fit, result: CellResult | None, folder: str | Path, *, data: Mapping[str, Any]) -> Path:
     """Save a fitted cell's model with what produced it: spec, data source, weights, test metrics, commit."""
-    from benchmark import provenance
+    from benchmark import metrics, provenance
     from benchmark.models.presets import describe_weights
 
     spec = fit.spec
@@ -140,12 +146,7 @@ def save_cell(fit: Fit, result: CellResult | None, folder: str | Path, *, data: 
         "versions": provenance.versions(),
     }
     if result is not None:
-        info["test"] = {
-            "war": result.test["war"],
-            "uar": result.test["uar"],
-            "by_gender": {g: {"war": m["war"], "uar": m["uar"]} for g, m in result.test["by_gender"].items()},
-            "n": len(result.predictions),
-        }
+        info["test"] = {**metrics.headline(result.test), "n": len(result.predictions)}
     inference = {
         "max_seconds": spec.train.max_seconds,
         "batch_size": spec.train.batch_size,

@@ -12,35 +12,21 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.cli import main
-from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.data.audio import AudioError, load_audio
 from benchmark.data.batching import crop
 from benchmark.data.records import CLASSES, SAMPLE_RATE
 from benchmark.models import saved
 from benchmark.models.saved import SavedModelError, evaluate_records, load_model, predict_files, save_cell
 from benchmark.train import evaluate_cell, fit_cell
+from tests.test_train import spec
 
 pytestmark = pytest.mark.slow
-
-
-def spec(variant="ml-gemo-clap", **train):
-    cfg = {"epochs": 2, "batch_size": 8, "max_seconds": 1.5, "lr": 3e-3, **train}
-    alpha = 1.0 if variant == "emo-clap" else 0.8
-    return CellSpec(
-        "tiny-wavlm",
-        "tiny-roberta",
-        variant,
-        fold=2,
-        alpha=alpha,
-        model=ClapConfig(proj_dim=16),
-        train=TrainConfig(**cfg),
-    )
 
 
 @pytest.fixture(scope="module")
 def fitted(small_records, tmp_path_factory):
     """A trained ML-GEmo-CLAP (head mode: the gender head is saved too), its result and its saved directory."""
-    fit = fit_cell(small_records, spec(), progress=False)
+    fit = fit_cell(small_records, spec("ml-gemo-clap"), progress=False)
     result = evaluate_cell(fit)
     folder = save_cell(fit, result, tmp_path_factory.mktemp("saved") / "model", data={"kind": "embedded"})
     return fit, result, folder
@@ -220,4 +206,4 @@ def test_cli_train_save_evaluate_and_predict(capsys, small_corpus, tmp_path):
 
     # a taken directory is refused before any training
     code, out, err = run(capsys, "train-cell", *train, "--save-model", tmp_path / "m")
-    assert code == 2 and out == "" and f"--save-model {tmp_path / 'm'}: a saved model needs a new or empty" in err
+    assert code == 2 and out == "" and f"{tmp_path / 'm'}: a saved model needs a new or empty" in err
