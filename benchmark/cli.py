@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(run)
     run.set_defaults(func=cmd_run)
 
+    status = sub.add_parser("status", help="where a study stands: each cell finished, running, failed or pending")
+    status.add_argument("study", help="study file (studies/*.toml)")
+    status.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the study runs with")
+    status.add_argument("--json", action="store_true", help="print one JSON object, every cell included")
+    status.set_defaults(func=cmd_status)
+
     search = sub.add_parser("search", help="Optuna search of alpha / temperature / lr, then the best on the test folds")
     search.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
     search.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: search.pruner=none")
@@ -510,6 +516,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     for reason in summary.failed.values():
         print(f"  failed: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.status import render, study_status
+    from benchmark.studies import load_study
+
+    study = load_study(args.study, args.overrides)
+    status = study_status(study)
+    import shlex
+
+    where = shlex.join([args.study, *args.overrides])
+    print(json.dumps(status.to_dict(), indent=2) if args.json else render(status, where))
+    return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:

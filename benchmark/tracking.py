@@ -89,6 +89,7 @@ class RunRecord:
     tags: Mapping[str, str]
     start_time: int
     artifact_uri: str = ""
+    end_time: int | None = None  # milliseconds, as start_time; None while the run has not ended
 
 
 class Tracker:
@@ -112,6 +113,22 @@ class Tracker:
             self.experiment_id = self._experiment(experiment)
         finally:
             os.close(fd)
+
+    @classmethod
+    def existing(cls, uri: str, experiment: str) -> Tracker | None:
+        """The experiment's tracker if its store and the experiment exist, else None; creates neither.
+
+        For commands that only look (``gemo-bench status``): run from the wrong directory, they must not leave
+        an empty ``mlflow.db`` behind.
+        """
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            return None
+        store = local_store_dir(uri)
+        if uri.startswith("file:") and store is not None and not store.is_dir():
+            return None
+        if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
+            return None
+        return cls(uri, experiment)
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -190,7 +207,7 @@ class Tracker:
         with self._engine.connect() as db:
             head = db.execute(
                 sql_text(
-                    "SELECT run_uuid, status, start_time, artifact_uri FROM runs WHERE run_uuid IN "
+                    "SELECT run_uuid, status, start_time, artifact_uri, end_time FROM runs WHERE run_uuid IN "
                     f"({selected}) ORDER BY start_time DESC, run_uuid"
                 ),
                 bind,
@@ -212,8 +229,9 @@ class Tracker:
                 tags=found[run_id]["tags"],
                 start_time=start_time,
                 artifact_uri=artifact_uri or "",
+                end_time=end_time,
             )
-            for run_id, run_status, start_time, artifact_uri in head
+            for run_id, run_status, start_time, artifact_uri, end_time in head
         ]
 
     def finished_cells(self) -> set[str]:
@@ -492,4 +510,5 @@ def _record(run) -> RunRecord:
         tags=dict(run.data.tags),
         start_time=run.info.start_time,
         artifact_uri=run.info.artifact_uri or "",
+        end_time=run.info.end_time,
     )
