@@ -116,7 +116,7 @@ def reproduce_table(session: nox.Session) -> None:
     session.run("gemo-bench", "run", study, *run_args, *session.posargs)
     session.run("gemo-bench", "report", "table", study, *session.posargs)
     name = Path(study).stem
-    session.log(f"report: reports/{name}/table.md (+ table.csv, table.png)")
+    session.log(f"report: reports/{name}/table.md (+ table.csv, table.tex, table.png)")
     session.log("browse every run: nox -s ui  (MLflow UI on http://127.0.0.1:5000)")
 
 

@@ -623,7 +623,7 @@ def cmd_report_table(args: argparse.Namespace) -> int:
     folds = len(study.protocol.folds)
     report = write_table_report(tracker, study.name, study.encoders.audio, folds, Path(args.out), tags)
     print(report.markdown.read_text())
-    print(f"wrote {report.markdown}, {report.csv}, {report.png}")
+    print(f"wrote {report.markdown}, {report.csv}, {report.latex}, {report.png}")
     return 0
 
 

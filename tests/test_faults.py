@@ -194,10 +194,11 @@ def logged_study(tmp_path: Path) -> Path:
 def test_sigkill_midway_through_a_report_then_rerun_writes_it_whole(logged_study: Path, tmp_path: Path):
     assert main(["report", "table", str(logged_study), "--out", str(tmp_path / "clean")]) == 0
     clean = report_files(tmp_path / "clean" / "mini")
-    assert set(clean) == {"table.md", "table.csv", "table.png"}
+    assert set(clean) == {"table.md", "table.csv", "table.tex", "table.png"}
 
     out = tmp_path / "reports"
-    for fault, written in (("report-midway", {"table.md"}), ("report-midway:2", {"table.md", "table.csv"})):
+    midway = [{"table.md"}, {"table.md", "table.csv"}, {"table.md", "table.csv", "table.tex"}]
+    for fault, written in zip(("report-midway", "report-midway:2", "report-midway:3"), midway, strict=True):
         proc = gemo_bench("report", "table", str(logged_study), "--out", str(out), cwd=tmp_path, fault=fault)
         assert proc.returncode == KILLED, proc.stdout + proc.stderr
         left = report_files(out / "mini")
@@ -213,7 +214,7 @@ def test_sigkill_midway_through_a_report_then_rerun_writes_it_whole(logged_study
     tracker = tracker_of(logged_study)
     (study_run,) = tracker.runs("study")
     logged = {a.path for a in tracker.client.list_artifacts(study_run.run_id, "reports")}
-    assert logged == {"reports/table.md", "reports/table.csv", "reports/table.png"}
+    assert logged == {"reports/table.md", "reports/table.csv", "reports/table.tex", "reports/table.png"}
 
 
 # --------------------------------------------------------------------------- unwritable outputs

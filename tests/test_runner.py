@@ -139,7 +139,7 @@ def test_table_report_reads_runs_and_is_reproducible(tmp_path):
     study_runs = tracker.runs("study")
     assert len(study_runs) == 1
     logged = {a.path for a in tracker.client.list_artifacts(study_runs[0].run_id, "reports")}
-    assert logged == {"reports/table.md", "reports/table.csv", "reports/table.png"}
+    assert logged == {"reports/table.md", "reports/table.csv", "reports/table.tex", "reports/table.png"}
 
 
 def test_sigkill_mid_cell_then_rerun_completes_each_cell_once(tmp_path):

@@ -52,6 +52,7 @@ class TableReport:
     csv: Path
     png: Path
     frame: pd.DataFrame
+    latex: Path
 
 
 def cell_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
@@ -148,6 +149,70 @@ def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -
     return "\n".join(lines) + "\n"
 
 
+# LaTeX's special characters in text mode (hub ids and study names may hold _, &, #, ...)
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def latex(table: pd.DataFrame, header: dict[str, str], expected_folds: int, study_name: str) -> str:
+    """The table as a LaTeX ``table`` float (booktabs) to paste into a paper.
+
+    WAR and UAR in %, mean ± sample std over folds; per encoder the best mean of each metric is bold (every
+    one that ties at two decimals). A configuration with fewer than ``expected_folds`` folds is marked †.
+    Provenance (data, weights, commit) is in comments above the float and in its caption.
+    """
+    lines = [
+        f"% {header['title']}: written by gemo-bench from logged runs; needs \\usepackage{{booktabs}}",
+        *(f"% {key}: {' '.join(header[key].split())}" for key in ("data", "weights", "git", "generated", "runs")),
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{llcc}",
+        r"\toprule",
+        r"Encoder & Method & WAR (\%) & UAR (\%) \\",
+    ]
+    partial = False
+    for encoder, rows in table.groupby("encoder", sort=False):
+        best = {m: round(100 * rows[f"{m}_mean"].max(), 2) for m in ("war", "uar")}
+        lines.append(r"\midrule")
+        for i, (_, r) in enumerate(rows.iterrows()):
+            method = VARIANT_NAMES.get(r["variant"], tex_escape(str(r["variant"])))
+            if r["variant"] != "emo-clap":
+                method += f" ($\\alpha={r['alpha']:g}$)"
+            if r["folds"] != expected_folds:
+                method += r"$^\dagger$"
+                partial = True
+            cells = []
+            for m in ("war", "uar"):
+                mean = round(100 * r[f"{m}_mean"], 2)
+                value = f"\\mathbf{{{mean:.2f}}}" if mean == best[m] else f"{mean:.2f}"
+                cells.append(f"${value} \\pm {100 * r[f'{m}_std']:.2f}$")
+            lines.append(f"{tex_escape(str(encoder)) if i == 0 else ''} & {method} & {' & '.join(cells)} \\\\")
+    caption = (
+        f"{tex_escape(header['title'])}. WAR and UAR in \\%, mean $\\pm$ sample standard deviation over "
+        f"{expected_folds} folds; the best mean of each encoder in bold. Data: {tex_escape(header['data'])}. "
+        f"Weights: {tex_escape(header['weights'])}."
+    )
+    if partial:
+        caption += f" $^\\dagger$Fewer than {expected_folds} folds finished."
+    label = re.sub(r"[^A-Za-z0-9:._-]", "-", study_name)
+    lines += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}}}", f"\\label{{tab:{label}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def figure(table: pd.DataFrame, title: str, path: Path) -> Path:
     """Grouped bars: UAR and WAR per encoder, one bar per variant/alpha, error bars = std over folds."""
     labels = [
@@ -207,7 +272,7 @@ def write_table_report(
     out_root: Path,
     study_tags: dict[str, str] | None = None,
 ) -> TableReport:
-    """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv`` and ``.png``."""
+    """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv``, ``.tex``, ``.png``."""
     runs = tracker.read_runs("cell", "FINISHED")
     if not runs:
         raise ValueError(f"study {study_name!r}: no finished runs in {tracker.uri}; run `gemo-bench run` first")
@@ -233,13 +298,17 @@ def write_table_report(
     csv = folder / "table.csv"
     write_atomic(csv, lambda f: table.to_csv(f, index=False, float_format="%.6f"))
     checkpoint("report-midway")
+    tex = folder / "table.tex"
+    latex_text = latex(table, header, expected_folds, study_name)
+    write_atomic(tex, lambda f: f.write(latex_text))
+    checkpoint("report-midway")
     png = figure(table, f"{study_name} — {header['data']}\n{header['weights']}", folder / "table.png")
     run_id = tracker.study_run(study_name, study_tags or {})
     with tempfile.TemporaryDirectory() as tmp:
-        for p in (md, csv, png):
+        for p in (md, csv, tex, png):
             (Path(tmp) / p.name).write_bytes(p.read_bytes())
         tracker.log_artifacts(run_id, Path(tmp), "reports")
-    return TableReport(folder, md, csv, png, table)
+    return TableReport(folder, md, csv, png, table, tex)
 
 
 # `.table.md.<pid>.<random>.tmp`: the pid tells a later run whether the writer is still alive.
