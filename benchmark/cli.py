@@ -125,8 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="reports", help="reports folder (default reports/)")
         _add_boot_args(p)
         p.set_defaults(func=cmd_report_more, kind=name)
+    curves = report.add_parser(
+        "curves", help="validation UAR/WAR and training loss per epoch over folds, and where the chosen epochs fell"
+    )
+    curves.add_argument("study", help="study file (studies/*.toml)")
+    curves.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    curves.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    curves.set_defaults(func=cmd_report_more, kind="curves", n_boot=0, boot_seed=0)  # no bootstrap here
     every = report.add_parser(
-        "all", help="every report that applies: table, ablation, bias, cross-corpus, mechanism (with a _control twin)"
+        "all",
+        help="every report that applies: table, ablation, bias, curves, cross-corpus, mechanism (with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
     every.add_argument("--out", default="reports", help="reports folder (default reports/)")
@@ -635,12 +643,13 @@ def _add_boot_args(p: argparse.ArgumentParser) -> None:
 def cmd_report_more(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, cross_corpus
+    from benchmark.reports import ablation, bias, cross_corpus, curves
 
     study, tracker, tags = _study_reader(args.study, args.overrides)
     write = {
         "ablation": ablation.write_ablation_report,
         "bias": bias.write_bias_report,
+        "curves": curves.write_curves_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
     _print_report(write(tracker, study.name, Path(args.out), **_report_options(study, tags, args)))
@@ -657,7 +666,7 @@ def _control_path(study_path: str, given: str | None = None):
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, cross_corpus, mechanism
+    from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
 
@@ -668,6 +677,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     written = [table.markdown]
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
+    try:
+        written.append(curves.write_curves_report(tracker, study.name, out, **common).markdown)
+    except curves.NoCurvesError as exc:
+        print(f"curves: skipped ({exc})")
     try:
         written.append(cross_corpus.write_cross_corpus_report(tracker, study.name, out, **common).markdown)
     except cross_corpus.NoCrossCorpusError as exc:

@@ -34,7 +34,7 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from urllib.request import url2pathname
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
-from sqlalchemy import create_engine
+from sqlalchemy import bindparam, create_engine
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -234,6 +234,55 @@ class Tracker:
             for run_id, run_status, start_time, artifact_uri, end_time in head
         ]
 
+    def read_histories(
+        self, runs: Iterable[RunRecord], keys: Sequence[str]
+    ) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """Every step of metrics ``keys`` of each run: ``{run_id: {key: [(step, value), ...]}}``, steps ascending.
+
+        A step logged more than once keeps its latest value. A SQL store answers from MLflow's ``metrics``
+        table in a few queries (chunks of run ids); other stores, or tables of another shape, give the same
+        answer through ``get_metric_history``, one call per run and key in a small thread pool.
+        """
+        runs, keys = list(runs), list(keys)
+        if not runs or not keys:
+            return {r.run_id: {} for r in runs}
+        if self.uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES:
+            try:
+                return self._sql_histories([r.run_id for r in runs], keys)
+            except SQLAlchemyError:
+                pass
+        return self._api_histories([r.run_id for r in runs], keys)
+
+    def _sql_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        if self._engine is None:
+            self._engine = create_engine(self.uri)
+        query = sql_text(
+            "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid IN :ids AND key IN :keys"
+        ).bindparams(bindparam("ids", expanding=True), bindparam("keys", expanding=True))
+        latest: dict[tuple[str, str, int], tuple[int, float]] = {}
+        with self._engine.connect() as db:
+            for start in range(0, len(run_ids), 500):  # under every SQL dialect's bound-parameter limit
+                chunk = run_ids[start : start + 500]
+                for run_id, key, step, stamp, value, is_nan in db.execute(query, {"ids": chunk, "keys": keys}):
+                    value = float("nan") if is_nan else float(value)
+                    slot = (run_id, key, int(step))
+                    if slot not in latest or stamp >= latest[slot][0]:
+                        latest[slot] = (stamp, value)
+        return _histories(run_ids, ((r, k, step, v) for (r, k, step), (_, v) in latest.items()))
+
+    def _api_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        def one(pair: tuple[str, str]):
+            run_id, key = pair
+            latest: dict[int, tuple[int, float]] = {}
+            for m in self.client.get_metric_history(run_id, key):
+                if m.step not in latest or m.timestamp >= latest[m.step][0]:
+                    latest[m.step] = (m.timestamp, m.value)
+            return [(run_id, key, step, v) for step, (_, v) in latest.items()]
+
+        pairs = [(r, k) for r in run_ids for k in keys]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return _histories(run_ids, (row for rows in pool.map(one, pairs) for row in rows))
+
     def finished_cells(self) -> set[str]:
         return {r.tags["gemo.cell_id"] for r in self.runs("cell", "FINISHED")}
 
@@ -331,6 +380,13 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         self._log(run_id, metrics=metrics, step=step)
+
+    def log_steps(self, run_id: str, steps: Mapping[int, Mapping[str, float]]) -> None:
+        """Metrics of many steps (``{step: {key: value}}``) in one call, as a history written after the fact."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for step, values in steps.items() for k, v in values.items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit on metrics per batch
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
@@ -499,6 +555,16 @@ def _local_artifact_dir(uri: str) -> Path | None:
     if uri.startswith("/"):
         return Path(uri)
     return None
+
+
+def _histories(run_ids: list[str], rows: Iterable[tuple[str, str, int, float]]):
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {r: {} for r in run_ids}
+    for run_id, key, step, value in rows:
+        out[run_id].setdefault(key, []).append((step, value))
+    for series in out.values():
+        for values in series.values():
+            values.sort()
+    return out
 
 
 def _record(run) -> RunRecord:

@@ -141,6 +141,17 @@ def test_table_report_reads_runs_and_is_reproducible(tmp_path):
     logged = {a.path for a in tracker.client.list_artifacts(study_runs[0].run_id, "reports")}
     assert logged == {"reports/table.md", "reports/table.csv", "reports/table.tex", "reports/table.png"}
 
+    # the learning curves of the same runs: each epoch's mean over folds of what the runs logged per epoch
+    from benchmark.reports.curves import write_curves_report
+
+    curves = write_curves_report(tracker, study.name, tmp_path / "reports").curves
+    assert sorted(set(curves["epoch"])) == [1]  # make_study trains 1 epoch
+    for variant, rows in curves.groupby("variant"):
+        runs = [c for c in children if c.params["variant"] == variant]
+        history = [tracker.client.get_metric_history(c.run_id, "val_uar") for c in runs]
+        assert [[m.step for m in h] for h in history] == [[1]] * len(runs)
+        assert rows["val_uar_mean"].item() == pytest.approx(sum(h[0].value for h in history) / len(runs))
+
 
 def test_sigkill_mid_cell_then_rerun_completes_each_cell_once(tmp_path):
     path = make_study(tmp_path, epochs=4)

@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "table.md": "Table",
     "ablation.md": "Ablation",
     "bias.md": "Bias",
+    "curves.md": "Learning curves",
     "cross_corpus.md": "Cross-corpus",
     "mechanism.md": "Mechanism",
 }

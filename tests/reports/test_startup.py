@@ -22,12 +22,12 @@ print("@@" + json.dumps({"code": code, "heavy": heavy}))
 """
 
 
-@pytest.mark.parametrize("kind", ["table", "ablation", "bias", "cross-corpus", "mechanism"])
+@pytest.mark.parametrize("kind", ["table", "ablation", "bias", "curves", "cross-corpus", "mechanism"])
 def test_report_command_loads_no_model_library(kind, tmp_path, sim_store):
     uri, _, _ = sim_store
     study, _ = write_pair(tmp_path, uri=uri)
     args = ["report", kind, str(study), "--out", str(tmp_path / "out")]
-    if kind != "table":
+    if kind not in ("table", "curves"):
         args += ["--n-boot", "50"]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

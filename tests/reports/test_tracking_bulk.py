@@ -56,6 +56,7 @@ def _comparable(records):
             dict(r.tags),
             r.start_time,
             r.artifact_uri,
+            r.end_time,
         )
         for r in records
     ]
