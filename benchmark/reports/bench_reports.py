@@ -5,8 +5,9 @@
 
 The store holds two studies of 1,000 fold runs each (the mechanism report reads both): 4 encoders x 10
 configurations (Emo-CLAP, SL- and ML-GEmo-CLAP at two alphas, each at two temperatures) x 5 seeds x 5
-folds, with parent runs, ``predictions.csv`` of a whole IEMOCAP session per run (2 speakers x
-``--per-speaker`` utterances) and cross-corpus metrics for two evaluation corpora. Populating it takes
+folds, with parent runs, 20 epochs of training history per run, ``predictions.csv`` of a whole IEMOCAP
+session per run (2 speakers x ``--per-speaker`` utterances) and cross-corpus metrics for two evaluation
+corpora. Populating it takes
 minutes and is done once; the timings are of the reports only.
 
 Each report is timed in this process (imports done, as in a long session) and as the ``gemo-bench report``
@@ -14,7 +15,8 @@ command in a fresh process (imports included), in wall-clock and CPU seconds: on
 time is the figure an idle machine would show as wall time. ``imports`` is the command's start-up alone.
 Beside them, side by side, the bulk reads the reports use are compared with the calls they replace, as
 ratios: the table read of the runs (``Tracker.read_runs``) with ``search_runs`` on all of them and with
-``get_run`` per run on a sample, and the in-place artifact read with ``download_artifacts`` per run.
+``get_run`` per run on a sample, the in-place artifact read with ``download_artifacts`` per run, and the
+table read of the epoch histories (``Tracker.read_histories``) with ``get_metric_history`` per run and key.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.reports import ablation, bias, cross_corpus, mechanism
+from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism
 from benchmark.reports.common import load_cells, load_predictions
 from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
@@ -39,6 +41,7 @@ from benchmark.tracking import Tracker
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ENCODERS = ("tiny-wavlm", "tiny-hubert", "tiny-wav2vec2", "tiny-data2vec")
+EPOCHS = 20  # per-epoch history of each fold run (5 metrics a step), as a 20-epoch study logs
 STUDY, CONTROL = "bench_reports", "bench_reports_control"
 STUDY_FILE = """name = "{name}"
 [data]
@@ -83,6 +86,7 @@ def populate(store: Path, per_speaker: int) -> None:
             eval_corpora={"ravdess": (24, 28), "cremad": (91, 8)},
             data={"control": control},
             seed=int(control),
+            epochs=EPOCHS,
         )
         print(f"populated {name}: {n} fold runs in {time.perf_counter() - started:.0f} s", flush=True)
 
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     bulk_query = table_read * len(sample) / len(runs)
     per_run = timed(lambda: [tracker.client.get_run(r.run_id) for r in sample], 1)
     bulk_read = timed(lambda: tracker.read_artifacts(sample, "predictions.csv"), args.repeat)
+    bulk_histories = timed(lambda: tracker.read_histories(sample, curves.CURVE_METRICS), args.repeat)
+    keys = curves.CURVE_METRICS
+    per_history = timed(lambda: [tracker.client.get_metric_history(r.run_id, k) for r in sample for k in keys], 1)
     with tempfile.TemporaryDirectory() as tmp:
         download = timed(
             lambda: [tracker.client.download_artifacts(r.run_id, "predictions.csv", tmp) for r in sample], 1
@@ -152,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         f"per-run get_run / bulk read of the runs (per {len(sample)} runs)": per_run / bulk_query,
         f"search_runs / read_runs ({len(runs)} runs)": search / table_read,
         f"per-run download_artifacts / bulk read ({len(sample)} runs)": download / bulk_read,
+        f"per-run get_metric_history / read_histories ({len(sample)} runs)": per_history / bulk_histories,
     }
 
     reports = {
         "ablation": lambda: ablation.write_ablation_report(tracker, STUDY, out, encoders=ENCODERS),
         "bias": lambda: bias.write_bias_report(tracker, STUDY, out, encoders=ENCODERS),
+        "curves": lambda: curves.write_curves_report(tracker, STUDY, out, encoders=ENCODERS),
         "cross-corpus": lambda: cross_corpus.write_cross_corpus_report(tracker, STUDY, out, encoders=ENCODERS),
         "mechanism": lambda: mechanism.write_mechanism_report(tracker, control, STUDY, CONTROL, out, encoders=ENCODERS),
     }

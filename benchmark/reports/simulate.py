@@ -128,6 +128,7 @@ def simulate_study(
     eval_corpora: Mapping[str, tuple[int, int]] | None = None,
     data: Mapping[str, Any] | None = None,
     seed: int = 0,
+    epochs: int = 1,
 ) -> int:
     """Log a simulated study into ``tracker``'s experiment; returns the number of fold runs written.
 
@@ -136,6 +137,7 @@ def simulate_study(
         data: ``data.*`` params (default: the embedded corpus, not the control).
         speaker_sd: spread of the per-speaker accuracy effect (shared by all configurations).
         seed_sd: spread of the per-(config, fold, seed) accuracy shift.
+        epochs: per-epoch history logged per fold run (validation figures rising to the final ones).
     """
     rng = np.random.default_rng(seed)
     sessions = {f: iemocap_like(f, per_speaker, rng) for f in folds}
@@ -197,10 +199,14 @@ def simulate_study(
                 run_id = tracker.start_cell(
                     parent, f"{name} fold {f}", {**params, "fold": f}, {**tags, "gemo.cell_id": f"{config_id}-{f}"}
                 )
-                metrics = {"test_war": scores["war"], "test_uar": scores["uar"], "best_epoch": 1}
-                # the last epoch's training figures a real run also carries (the reports do not read them)
-                metrics |= {"train_loss": 1.0, "val_war": scores["war"], "val_uar": scores["uar"], "lr": 0.0}
-                metrics |= {"logit_scale": 1 / 0.07}
+                metrics = {"test_war": scores["war"], "test_uar": scores["uar"], "best_epoch": epochs}
+                # the figures a real run logs at each epoch (steps from 1), rising to the last, the best
+                history = {}
+                for e in range(1, epochs + 1):
+                    share = 0.5 + 0.5 * e / epochs
+                    history[e] = {"train_loss": 1.5 - share, "val_war": share * scores["war"], "lr": 0.0}
+                    history[e] |= {"val_uar": share * scores["uar"], "logit_scale": 1 / 0.07}
+                tracker.log_steps(run_id, history)
                 for g, m in scores["by_gender"].items():
                     metrics |= {f"test_war_{g}": m["war"], f"test_uar_{g}": m["uar"]}
                 with tempfile.TemporaryDirectory() as tmp:
