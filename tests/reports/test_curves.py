@@ -130,3 +130,16 @@ def test_runs_without_epoch_metrics_are_one_error_and_nothing_is_written(tmp_pat
         "gemo-bench: error: study 'mini': none of its 1 finished fold runs logged per-epoch"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_simulated_store_carries_the_history_real_runs_log(tmp_path):
+    from benchmark.reports.simulate import SimConfig, simulate_study
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "sim")
+    configs = [SimConfig("tiny-wavlm", "emo-clap", skill=0.5), SimConfig("tiny-wavlm", "sl-gemo-clap", 0.8, skill=0.6)]
+    simulate_study(tracker, "sim", configs, folds=(1, 2), per_speaker=10, epochs=3)
+    report = write_curves_report(tracker, "sim", tmp_path / "out")
+    assert sorted(set(report.curves["epoch"])) == [1, 2, 3]
+    # the validation figures rise to the last epoch, which is the chosen one, and end at the test figures
+    assert list(report.selection["best_is_last"]) == [2, 2]
+    assert (report.selection["val_minus_test"].abs() < 1e-12).all()
