@@ -560,6 +560,48 @@ class SearchResult:
     worker_errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SearchProgress:
+    """One search's trials so far, for ``gemo-bench status``; ``counts`` is None before its first trial."""
+
+    study_name: str
+    wanted: int
+    counts: Counts | None
+    best_trial: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, float] = field(default_factory=dict)
+
+
+def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
+    """(storage, each search's progress) read from the storage; None when no search of the study has begun.
+
+    A journal file that does not exist is not created.
+    """
+    url = storage_url(study)
+    if is_journal(url) and not Path(url).is_file():
+        return None
+    storage = open_storage(study.search, url)
+    names = set(optuna.get_all_study_names(storage))
+    wanted = targets(study)
+    if not names & {t.study_name for t in wanted}:
+        return None
+    out = []
+    for t in wanted:
+        if t.study_name not in names:
+            out.append(SearchProgress(t.study_name, study.search.trials, None))
+            continue
+        trials = optuna.load_study(study_name=t.study_name, storage=storage).get_trials(deepcopy=False)
+        complete = [x for x in trials if x.state == TrialState.COMPLETE]
+        progress = SearchProgress(t.study_name, study.search.trials, count_trials(trials))
+        if complete:
+            best = max(complete, key=lambda x: (x.value, -x.number))
+            progress = replace(
+                progress, best_trial=best.number, best_value=float(best.value), best_params=dict(best.params)
+            )
+        out.append(progress)
+    return provenance.redact_uri(url), out
+
+
 def search_config(study: Study, target: Target, fingerprint: str) -> dict[str, Any]:
     """What a search's trials depend on; a stored search made for another configuration is refused."""
     return {

@@ -12,6 +12,9 @@ or experiment that does not exist yet is not created). A cell's state comes from
   marked stale); the next ``run`` trains the cell again;
 - ``pending``: no run yet.
 
+A study whose Optuna searches (``gemo-bench search``) have begun also gets each search's trials: finished
+against the budget, running, and the best so far.
+
 The time left is estimated from the cells already finished: the median duration of the finished cells of
 the same audio encoder (of all finished cells when an encoder has none yet) for each cell still to train,
 less the time a running cell has already run.
@@ -28,6 +31,7 @@ from pathlib import Path
 from benchmark.config import CellSpec
 from benchmark.provenance import redact_uri
 from benchmark.runner import data_fingerprint, run_name, state_dir, try_lock
+from benchmark.search import SearchProgress, search_progress
 from benchmark.studies import Study, cell_id
 from benchmark.tracking import RunRecord, Tracker, resolve_uri
 
@@ -70,6 +74,8 @@ class StudyStatus:
     estimate_seconds: float | None = None
     estimate_basis: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    search_storage: str = ""  # where the study's Optuna searches are, when any has begun
+    searches: list[SearchProgress] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -112,6 +118,7 @@ def study_status(study: Study, records=None, cross_corpus=None, now: float | Non
     mine = set(ids)
     other = sum(1 for r in runs if r.status == "FINISHED" and r.tags.get("gemo.cell_id", "") not in mine)
     estimate, basis = _estimate(out)
+    searched = search_progress(study)
     return StudyStatus(
         study=study.name,
         store=redact_uri(uri),
@@ -126,6 +133,8 @@ def study_status(study: Study, records=None, cross_corpus=None, now: float | Non
         estimate_seconds=estimate,
         estimate_basis=basis,
         counts={s: sum(c.state == s for c in out) for s in STATES},
+        search_storage=searched[0] if searched else "",
+        searches=searched[1] if searched else [],
     )
 
 
@@ -198,6 +207,9 @@ def render(status: StudyStatus, study_args: str) -> str:
     else:
         lines.append(f"store: {status.store}: no runs of experiment {status.experiment!r} yet")
     lines.append(f"data: {status.data.get('kind', 'unknown')} (fingerprint {status.fingerprint})")
+    if status.searches:
+        lines += ["", f"searches (Optuna storage {status.search_storage}):", *_search_lines(status.searches)]
+        lines += ["", "the grid `gemo-bench run` trains (a search tests its best configuration instead):"]
     lines += ["", *_config_table(status.cells)]
     for state, title in (("failed", "failed"), ("killed", "killed"), ("stale", "stale (process died)")):
         rows = [x for x in status.cells if x.state == state]
@@ -238,6 +250,26 @@ def render(status: StudyStatus, study_args: str) -> str:
             f"next: gemo-bench run {study_args} trains the {todo} cell{'s' * (todo != 1)} not finished or running"
         )
     return "\n".join(lines)
+
+
+def _search_lines(searches: list[SearchProgress]) -> list[str]:
+    out = []
+    for s in searches:
+        if s.counts is None:
+            out.append(f"  {s.study_name}: not started ({s.wanted} trials wanted)")
+            continue
+        c = s.counts
+        line = (
+            f"  {s.study_name}: {c.done} of {s.wanted} trials finished "
+            f"({c.complete} complete, {c.pruned} pruned, {c.failed} failed)"
+        )
+        if c.running:
+            line += f", {c.running} running"
+        if s.best_trial is not None:
+            values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(s.best_params.items()))
+            line += f"; best: trial {s.best_trial}, mean validation UAR {s.best_value:.4f} ({values})"
+        out.append(line)
+    return out
 
 
 def _config_table(cells: list[CellStatus]) -> list[str]:

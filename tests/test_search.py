@@ -24,9 +24,11 @@ from benchmark.search import (
     open_storage,
     retry_callback,
     run_search,
+    search_progress,
     storage_url,
     targets,
 )
+from benchmark.status import render, study_status
 from benchmark.studies import SearchSpec, StudyError, load_study
 from benchmark.tracking import Tracker, resolve_uri
 
@@ -285,6 +287,7 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
 
     monkeypatch.setattr(train_module, "split_fold", fold_spy)
     monkeypatch.setattr(train_module, "evaluate_split", eval_spy)
+    assert search_progress(study) is None and not Path(storage_url(study)).exists()  # looking creates nothing
     (result,) = run_search(study, evaluate=False, progress=False)
     assert evaluated and not leaks  # validation only: no utterance of a fitted fold's test session
     assert result.counts.complete == 3 and result.best_trial is not None and not result.test
@@ -308,6 +311,15 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
         assert steps == [1, 2, 3, 4]  # 2 folds x 2 epochs
         assert not any(k.startswith("test_") for k in run.metrics)
     assert not tracker.runs("cell") and not tracker.runs("search-best")
+
+    # `gemo-bench status` reads the same trials back from the storage
+    status = study_status(study)
+    (progress,) = status.searches
+    assert (progress.counts.done, progress.counts.complete, progress.wanted) == (3, 3, 3)
+    assert (progress.best_trial, progress.best_value) == (result.best_trial, result.best_value)
+    assert progress.best_params == next(t.params for t in trials if t.number == result.best_trial)
+    text = render(status, "s.toml")
+    assert f"  {progress.study_name}: 3 of 3 trials finished (3 complete, 0 pruned, 0 failed); best: trial " in text
 
     # resume with a larger budget: only the missing trials run, then the best is tested once
     more = load_study(path, ["search.trials=5"])
