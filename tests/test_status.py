@@ -139,3 +139,10 @@ def test_a_running_cell_then_its_killed_process_leaves_it_stale(tmp_path):
     assert stale.run_id == live.run_id
     assert "stale (process died):\n  tiny-wav2vec2 emo-clap s0 fold 1: " in render(status, str(path))
     assert tracker.client.get_run(live.run_id).info.status == "RUNNING"  # looking changed nothing
+
+    # what the next `run` does first: the dead process's run is marked KILLED, and the status says so
+    from benchmark.runner import prepare, sweep_stale
+
+    assert sweep_stale(prepare(study)) == 1
+    (killed,) = by_state(status_of(path, *overrides))["killed"]
+    assert (killed.run_id, killed.reason) == (live.run_id, "process died before the cell finished")
