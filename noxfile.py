@@ -113,6 +113,7 @@ def reproduce_table(session: nox.Session) -> None:
             f"({study}: generated IEMOCAP-format corpus, tiny random-init encoders). "
             "Set IEMOCAP_ROOT=/path/to/IEMOCAP_full_release to reproduce the paper's table."
         )
+    session.log(f"where it stands, from another shell: {session.bin}/gemo-bench status {study}")
     session.run("gemo-bench", "run", study, *run_args, *session.posargs)
     session.run("gemo-bench", "report", "table", study, *session.posargs)
     name = Path(study).stem
