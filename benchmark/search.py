@@ -560,6 +560,12 @@ class SearchResult:
     worker_errors: list[str] = field(default_factory=list)
 
 
+def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The complete trial with the highest objective (the earliest of equals), None before one completes."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
 @dataclass(frozen=True)
 class SearchProgress:
     """One search's trials so far, for ``gemo-bench status``; ``counts`` is None before its first trial."""
@@ -591,10 +597,9 @@ def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
             out.append(SearchProgress(t.study_name, study.search.trials, None))
             continue
         trials = optuna.load_study(study_name=t.study_name, storage=storage).get_trials(deepcopy=False)
-        complete = [x for x in trials if x.state == TrialState.COMPLETE]
         progress = SearchProgress(t.study_name, study.search.trials, count_trials(trials))
-        if complete:
-            best = max(complete, key=lambda x: (x.value, -x.number))
+        best = best_trial(trials)
+        if best is not None:
             progress = replace(
                 progress, best_trial=best.number, best_value=float(best.value), best_params=dict(best.params)
             )
@@ -756,15 +761,14 @@ def _finish(
     end_orphan_runs(ctx, sid, ostudy)
     trials = ostudy.get_trials(deepcopy=False)
     result = SearchResult(target, count_trials(trials), parent_run_id=parent_id)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = best_trial(trials)
     tracker = ctx.tracker
     summary = {
         "trials_complete": result.counts.complete,
         "trials_pruned": result.counts.pruned,
         "trials_failed": result.counts.failed,
     }
-    if complete:
-        best = max(complete, key=lambda t: (t.value, -t.number))
+    if best is not None:
         result.best_trial, result.best_value = best.number, float(best.value)
         result.best_values = suggest(optuna.trial.FixedTrial(best.params, best.number), study, target)
         summary["best_objective"] = result.best_value

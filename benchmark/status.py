@@ -85,24 +85,19 @@ class StudyStatus:
         return {**asdict(self), "complete": self.complete}
 
 
-def study_status(study: Study, records=None, cross_corpus=None, now: float | None = None) -> StudyStatus:
+def study_status(study: Study) -> StudyStatus:
     """Every cell of ``study`` with its state, read from the store and the locks.
 
-    Args:
-        records, cross_corpus: the study's loaded corpus and evaluation corpora (loaded here when None); a
-            cell's identity includes the data fingerprint, so the data must be read.
-        now: the clock, in seconds since the epoch, for running cells' elapsed time (default: now).
+    The corpus is read too: a cell's identity includes the data fingerprint.
     """
-    if records is None:
-        records = study.data.load()
-    if cross_corpus is None:
-        cross_corpus = {name: spec.load() for name, spec in study.data.eval_specs()}
+    records = study.data.load()
+    cross_corpus = {name: spec.load() for name, spec in study.data.eval_specs()}
     fp = data_fingerprint(records, cross_corpus)
     uri = resolve_uri(study.tracking.uri)
     tracker = Tracker.existing(uri, study.experiment_name)
     runs = tracker.read_runs("cell") if tracker is not None else []
     lock_dir = state_dir(uri) / "locks" / (tracker.experiment_id if tracker is not None else "")
-    now = time.time() if now is None else now
+    now = time.time()
 
     by_cell: dict[str, list[RunRecord]] = defaultdict(list)
     for r in runs:
