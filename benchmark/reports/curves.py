@@ -237,7 +237,7 @@ def figure(curves: pd.DataFrame, title: str):
                 mean, std = scale * g[f"{metric}_mean"].to_numpy(), scale * g[f"{metric}_std"].to_numpy()
                 (line,) = ax.plot(x, mean, marker="o", ms=3, label=label)
                 ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15, lw=0)
-        row[0].axhline(25, color="grey", lw=0.8, ls=":", label="chance (4 classes)")
+        row[0].axhline(100 * CHANCE_UAR, color="grey", lw=0.8, ls=":", label="chance (4 classes)")
         row[0].set_ylabel(f"{encoder}\nvalidation UAR (%)")
         row[1].set_ylabel("training loss")
         for ax in row:
