@@ -43,7 +43,7 @@ from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.faults import checkpoint
 from benchmark.models.presets import describe_weights
 from benchmark.studies import Study, cell_id, config_id
-from benchmark.tracking import Tracker, flatten, local_store_dir, resolve_uri
+from benchmark.tracking import Tracker, flatten, resolve_uri, state_dir
 from benchmark.train import CellResult, EpochStats, train_cell
 
 
@@ -68,11 +68,6 @@ class Context:
     tracker: Tracker
     lock_dir: Path
     cross_corpus: dict[str, list[Utterance]] = field(default_factory=dict)  # evaluation corpora, whole
-
-
-def state_dir(uri: str) -> Path:
-    """Where locks live: beside a local tracking store, else ``.gemo`` in the working directory."""
-    return (local_store_dir(uri) or Path.cwd()) / ".gemo"
 
 
 def prepare(study: Study) -> Context:

@@ -41,7 +41,7 @@ import multiprocessing as mp
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat  # the documented way to give a storage a heartbeat
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import provenance
@@ -70,131 +68,27 @@ from benchmark.runner import (
     run_study,
     state_dir,
 )
+from benchmark.search_store import (
+    SEARCHED,
+    Counts,
+    SearchError,
+    Target,
+    best_trial,
+    count_trials,
+    is_journal,
+    open_storage,
+    retry_callback,
+    search_folds,
+    search_id,
+    storage_url,
+    targets,
+)
 from benchmark.studies import SearchSpec, Study, config_id
-from benchmark.tracking import resolve_uri
 from benchmark.train import EpochStats, fit_cell
 
-HEARTBEAT_ATTR = "gemo:heartbeat"
 INTERRUPTED_ATTR = "gemo_interrupted"
 RUN_ID_ATTR = "mlflow_run_id"
-SEARCHED = ("alpha", "temperature", "lr")
 CLAIM_POLL_S = 1.0
-
-
-class SearchError(ValueError):
-    """A search that cannot start; the message names the study, storage or key."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """One search of a study: an audio encoder x a variant, i.e. one Optuna study."""
-
-    audio_encoder: str
-    variant: str
-    study_name: str
-
-
-def targets(study: Study) -> list[Target]:
-    return [
-        Target(audio, variant, f"{study.name}:{audio}:{variant}")
-        for audio in study.encoders.audio
-        for variant in study.method.variants
-    ]
-
-
-def search_folds(study: Study) -> tuple[int, ...]:
-    return study.search.folds or study.protocol.folds
-
-
-def storage_url(study: Study) -> str:
-    """The search's storage: ``search.storage``, else a journal file beside the MLflow store."""
-    if study.search.storage:
-        return study.search.storage
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in study.name)
-    return str(state_dir(resolve_uri(study.tracking.uri)) / "optuna" / f"{slug}.journal")
-
-
-def is_journal(url: str) -> bool:
-    """A path is a journal file; anything with a scheme (``postgresql://``, ``sqlite:///``) is SQLAlchemy's."""
-    return "://" not in url
-
-
-# ---- storage ------------------------------------------------------------------------------------------------
-
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """Optuna's journal storage with the heartbeat protocol of its RDB storage.
-
-    A running trial's worker writes the time into a system attribute every ``heartbeat_interval``
-    seconds (Optuna's own heartbeat thread calls :meth:`record_heartbeat`); a RUNNING trial whose last
-    heartbeat (or start) is older than ``grace_period`` is stale: ``optuna.storages.fail_stale_trials``
-    (called by ``Study.optimize`` before each trial) fails it and hands it to the stale-trial callback.
-    """
-
-    def __init__(
-        self,
-        backend: JournalFileBackend,
-        heartbeat_interval: int,
-        grace_period: int,
-        stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-    ) -> None:
-        super().__init__(backend)
-        self._heartbeat_interval = heartbeat_interval
-        self._grace_period = grace_period
-        self._stale_trial_callback = stale_trial_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        # A trial failed meanwhile by another worker (its heartbeat was late) stays failed; the
-        # heartbeat thread must not die of it.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            # a retried trial inherits its predecessor's attributes, so its own start counts too
-            beat = float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0))
-            start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
-            if now - max(beat, start) > self._grace_period:
-                stale.append(trial._trial_id)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self._heartbeat_interval
-
-    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self._stale_trial_callback
-
-
-def retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-
-
-def open_storage(spec: SearchSpec, url: str) -> BaseStorage:
-    """The Optuna storage at ``url`` (a journal file path or an SQLAlchemy URL), with heartbeats.
-
-    Raises:
-        SearchError: the storage cannot be opened (naming it, with the password masked).
-    """
-    callback = retry_callback(spec.max_retry)
-    try:
-        if is_journal(url):
-            Path(url).parent.mkdir(parents=True, exist_ok=True)
-            return HeartbeatJournalStorage(JournalFileBackend(url), spec.heartbeat_s, spec.grace_s, callback)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments are "experimental"
-            return RDBStorage(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=spec.heartbeat_s,
-                grace_period=spec.grace_s,
-                heartbeat_stale_trial_callback=callback,
-            )
-    except Exception as exc:  # SQLAlchemy, driver and OS errors all mean the same here
-        raise SearchError(f"search.storage: cannot open {provenance.redact_uri(url)}: {exc}") from exc
 
 
 class Claim:
@@ -253,37 +147,6 @@ def _claim_file(url: str) -> Path | None:
         return None
     # Other servers: a lock beside the working directory keeps one machine's workers exact.
     return Path.cwd() / ".gemo" / "optuna" / "rdb"
-
-
-# ---- budget -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Trials of one search: ``done`` count against the budget; ``running`` may still complete."""
-
-    done: int
-    running: int
-    waiting: int
-    complete: int
-    pruned: int
-    failed: int
-
-
-def count_trials(trials: list[FrozenTrial]) -> Counts:
-    """Finished trials count once; a failed trial that was retried counts through its retry."""
-    replaced = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-    by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
-    failed = [t for t in by_state[TrialState.FAIL] if t.number not in replaced]
-    complete, pruned = len(by_state[TrialState.COMPLETE]), len(by_state[TrialState.PRUNED])
-    return Counts(
-        done=complete + pruned + len(failed),
-        running=len(by_state[TrialState.RUNNING]),
-        waiting=len(by_state[TrialState.WAITING]),
-        complete=complete,
-        pruned=pruned,
-        failed=len(failed),
-    )
 
 
 def fail_stale(ostudy: optuna.Study, retry: RetryHeartbeatStaleTrialCallback) -> None:
@@ -441,10 +304,6 @@ def make_pruner(spec: SearchSpec, steps: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def search_id(url: str, target: Target) -> str:
-    return hashlib.sha256(json.dumps([url, target.study_name]).encode()).hexdigest()[:16]
-
-
 def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[str, int]:
     """Run trials of each of the study's searches until each has ``search.trials`` finished trials.
 
@@ -558,53 +417,6 @@ class SearchResult:
     test: dict[str, float] = field(default_factory=dict)
     parent_run_id: str = ""
     worker_errors: list[str] = field(default_factory=list)
-
-
-def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """The complete trial with the highest objective (the earliest of equals), None before one completes."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """One search's trials so far, for ``gemo-bench status``; ``counts`` is None before its first trial."""
-
-    study_name: str
-    wanted: int
-    counts: Counts | None
-    best_trial: int | None = None
-    best_value: float | None = None
-    best_params: dict[str, float] = field(default_factory=dict)
-
-
-def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
-    """(storage, each search's progress) read from the storage; None when no search of the study has begun.
-
-    A journal file that does not exist is not created.
-    """
-    url = storage_url(study)
-    if is_journal(url) and not Path(url).is_file():
-        return None
-    storage = open_storage(study.search, url)
-    names = set(optuna.get_all_study_names(storage))
-    wanted = targets(study)
-    if not names & {t.study_name for t in wanted}:
-        return None
-    out = []
-    for t in wanted:
-        if t.study_name not in names:
-            out.append(SearchProgress(t.study_name, study.search.trials, None))
-            continue
-        trials = optuna.load_study(study_name=t.study_name, storage=storage).get_trials(deepcopy=False)
-        progress = SearchProgress(t.study_name, study.search.trials, count_trials(trials))
-        best = best_trial(trials)
-        if best is not None:
-            progress = replace(
-                progress, best_trial=best.number, best_value=float(best.value), best_params=dict(best.params)
-            )
-        out.append(progress)
-    return provenance.redact_uri(url), out
 
 
 def search_config(study: Study, target: Target, fingerprint: str) -> dict[str, Any]:

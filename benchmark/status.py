@@ -31,7 +31,7 @@ from pathlib import Path
 from benchmark.config import CellSpec
 from benchmark.provenance import redact_uri
 from benchmark.runner import data_fingerprint, run_name, state_dir, try_lock
-from benchmark.search import SearchProgress, search_progress
+from benchmark.search_store import SearchProgress, search_progress
 from benchmark.studies import Study, cell_id
 from benchmark.tracking import RunRecord, Tracker, resolve_uri
 

@@ -65,6 +65,11 @@ def resolve_uri(spec_uri: str = "") -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
 
 
+def state_dir(uri: str) -> Path:
+    """Where locks live: beside a local tracking store, else ``.gemo`` in the working directory."""
+    return (local_store_dir(uri) or Path.cwd()) / ".gemo"
+
+
 def local_store_dir(uri: str) -> Path | None:
     """The directory of a SQLite or file store (None for a server)."""
     if uri.startswith("sqlite:///"):

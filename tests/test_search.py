@@ -24,10 +24,10 @@ from benchmark.search import (
     open_storage,
     retry_callback,
     run_search,
-    search_progress,
     storage_url,
     targets,
 )
+from benchmark.search_store import search_progress
 from benchmark.status import render, study_status
 from benchmark.studies import SearchSpec, StudyError, load_study
 from benchmark.tracking import Tracker, resolve_uri
