@@ -132,9 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
     curves.add_argument("--out", default="reports", help="reports folder (default reports/)")
     curves.set_defaults(func=cmd_report_more, kind="curves", n_boot=0, boot_seed=0)  # no bootstrap here
+    searched = report.add_parser(
+        "search", help="each Optuna search: best values, near-best region, importances, the best's test figures"
+    )
+    searched.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
+    searched.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `search`")
+    searched.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
         "all",
-        help="every report that applies: table, ablation, bias, curves, cross-corpus, mechanism (with a _control twin)",
+        help="every report that applies: table, ablation, bias, curves, cross-corpus, search, mechanism "
+        "(with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
     every.add_argument("--out", default="reports", help="reports folder (default reports/)")
@@ -656,6 +664,17 @@ def cmd_report_more(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_search(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.reports.searches import write_search_report
+
+    study, tracker, tags = _study_reader(args.study, args.overrides)
+    report = write_search_report(tracker, study, Path(args.out), study_tags=tags)
+    _print_report(report)
+    return 0
+
+
 def _control_path(study_path: str, given: str | None = None):
     """The mechanism study's control twin: ``given``, or ``<study>_control.toml`` beside the study file."""
     from pathlib import Path
@@ -666,7 +685,7 @@ def _control_path(study_path: str, given: str | None = None):
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism
+    from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism, searches
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
 
@@ -685,6 +704,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
         written.append(cross_corpus.write_cross_corpus_report(tracker, study.name, out, **common).markdown)
     except cross_corpus.NoCrossCorpusError as exc:
         print(f"cross-corpus: skipped ({exc})")
+    try:
+        written.append(searches.write_search_report(tracker, study, out, study_tags=tags).markdown)
+    except searches.NoSearchError as exc:
+        print(f"search: skipped ({exc})")
     twin = _control_path(args.study)
     if twin.exists():
         control = load_study(twin)

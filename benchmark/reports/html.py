@@ -20,6 +20,7 @@ SECTIONS: dict[str, str] = {
     "ablation.md": "Ablation",
     "bias.md": "Bias",
     "curves.md": "Learning curves",
+    "search.md": "Searches",
     "cross_corpus.md": "Cross-corpus",
     "mechanism.md": "Mechanism",
 }
