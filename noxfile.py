@@ -153,10 +153,14 @@ def throughput(session: nox.Session) -> None:
 
 @nox.session
 def search(session: nox.Session) -> None:
-    """Search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml); rerun to resume."""
+    """Search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml), then report it."""
     _install(session)
     study = "studies/search_embedded.toml"
     session.run("gemo-bench", "search", study, "--workers", "2", *session.posargs)
+    overrides = [a for a in session.posargs if "=" in a and not a.startswith("-")]  # key=value, not --options
+    session.run("gemo-bench", "report", "search", study, *overrides)
+    session.log(f"report: reports/{Path(study).stem}/search.md (+ search.csv, search_trials.csv, search.png)")
+    session.log("rerun to resume the search, or pass --trials N to extend it")
     session.log("browse the trials: nox -s ui (each trial is a run nested under its search), or")
     session.log("  pip install optuna-dashboard && optuna-dashboard .gemo/optuna/search_embedded.journal")
 
