@@ -128,10 +128,14 @@ class TrainConfig:
         feature_cache: with a frozen audio encoder, pool each utterance's audio features once (centred
             crop of ``max_seconds``) and cache them on disk (``benchmark.features``), so training never
             runs the audio encoder; off, the frozen encoder runs on every batch (random training crops).
+        resumable: save the training state after every epoch (beside the store; :mod:`benchmark.resume`),
+            so that a cell whose process dies mid-training (preempted, out of time, killed) resumes after its
+            last saved epoch on the next ``run``, with the result an uninterrupted run gives. It costs disk
+            (about four times the model's size per running cell) and a write per epoch.
 
     ``attention``, ``compile``, ``grad_checkpointing`` and ``deterministic`` change how fast a step runs, not
-    what it computes (up to float rounding), so they are not part of a cell's identity
-    (:meth:`CellSpec.identity`).
+    what it computes (up to float rounding), and ``resumable`` only what survives a kill, so none of them is
+    part of a cell's identity (:meth:`CellSpec.identity`).
     """
 
     epochs: int = 10
@@ -157,6 +161,7 @@ class TrainConfig:
     freeze_encoders: str = "none"
     freeze_feature_encoder: bool = False
     feature_cache: bool = True
+    resumable: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -228,7 +233,7 @@ class CellSpec:
         keep their identity (and finished runs are still found when a study is resumed).
         """
         d = self.to_dict()
-        for key in SPEED_OPTIONS:
+        for key in (*SPEED_OPTIONS, "resumable"):
             d["train"].pop(key)
         added = (("batch_seconds", 0.0), ("freeze_encoders", "none"), ("freeze_feature_encoder", False))
         for key, default in (*added, ("feature_cache", True)):

@@ -18,6 +18,7 @@ ENV = "GEMO_FAULT"
 
 POINTS: dict[str, str] = {
     "cell-started": "the cell's run exists in MLflow, nothing trained yet",
+    "epoch-saved": "an epoch trained and its training state saved (train.resumable)",
     "before-artifacts": "test metrics logged, artifacts not yet",
     "before-finish": "artifacts logged, the run not yet ended FINISHED",
     "before-parent-update": "the run ended FINISHED, its parent's aggregate not yet updated",

@@ -188,6 +188,7 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
             parent, f"{run_name(cell)} fold {cell.fold}", params, {**tags, "gemo.cell_id": cid}
         )
         checkpoint("cell-started")
+        resume = resume_file(ctx, cid) if cell.train.resumable else None
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 result = train_cell(
@@ -197,8 +198,11 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
                     on_epoch=lambda s: ctx.tracker.log_metrics(run_id, epoch_metrics(s), s.epoch),
                     cross_corpus=ctx.cross_corpus,
                     on_evaluated=model_saver(ctx, Path(tmp) / "model"),
+                    resume=resume,
                 )
                 ctx.tracker.client.set_tag(run_id, "gemo.device", provenance.device_name(result.device))
+                if result.resumed_from:
+                    ctx.tracker.client.set_tag(run_id, "gemo.resumed_from_epoch", str(result.resumed_from))
                 ctx.tracker.log_metrics(run_id, test_metrics(result))
                 checkpoint("before-artifacts")
                 write_cell_artifacts(result, ctx, Path(tmp))
@@ -209,10 +213,17 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
             ctx.tracker.end(run_id, status, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             raise
         ctx.tracker.end(run_id, "FINISHED")
+        if resume is not None:
+            resume.unlink(missing_ok=True)
         checkpoint("before-parent-update")
         with hold_lock(ctx.lock_dir / f"config-{cfg}.lock"):
             ctx.tracker.update_parent(parent, cfg)
         return "trained"
+
+
+def resume_file(ctx: Context, cid: str) -> Path:
+    """Where a cell with ``train.resumable`` keeps its training state (:mod:`benchmark.resume`)."""
+    return state_dir(ctx.tracker.uri) / "resume" / ctx.tracker.experiment_id / f"{cid}.pt"
 
 
 def model_saver(ctx: Context, folder: Path):

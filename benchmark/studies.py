@@ -30,6 +30,7 @@ target_norm = "sum"                  # or "softmax"
 [model]                              # benchmark.config.ClapConfig
 [train]                              # benchmark.config.TrainConfig; lr defaults by encoder (2e-5 / 3e-3);
                                      # speed: batch_seconds, attention, compile, grad_checkpointing, deterministic
+                                     # resumable = true: save each epoch's state, a killed cell resumes there
 
 [protocol]
 folds = [1, 2, 3, 4, 5]

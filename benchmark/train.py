@@ -25,6 +25,7 @@ from benchmark.config import CellSpec, TrainConfig
 from benchmark.data.batching import AudioBudgetSampler, Batch, Collator, LengthBucketSampler, UtteranceDataset
 from benchmark.data.folds import Fold, split_fold
 from benchmark.data.records import CLASSES, Utterance
+from benchmark.faults import checkpoint
 from benchmark.features import PooledFeatures, feature_loaders, pooled_features
 from benchmark.losses import (
     check_finite,
@@ -37,6 +38,7 @@ from benchmark.losses import (
 from benchmark.models.attention import set_attention
 from benchmark.models.clap import ClapModel, ClapOutput, pair_logits
 from benchmark.models.encoders import load_audio_encoder, load_text_encoder
+from benchmark.resume import TrainingState, load_state, save_state
 from benchmark.seeding import seed_everything
 
 
@@ -65,6 +67,7 @@ class CellResult:
     seconds: float
     classes: tuple[str, ...] = CLASSES
     cross_corpus: dict[str, dict] = field(default_factory=dict)  # name -> {"test": metrics, "predictions": [...]}
+    resumed_from: int = 0  # training resumed after this epoch from a saved state (0: from the start)
 
     def summary(self) -> dict:
         """The JSON ``train-cell --json`` prints."""
@@ -327,6 +330,7 @@ class Fit:
     best_epoch: int
     device: torch.device
     started: float
+    resumed_from: int = 0  # the epoch a saved training state resumed after (0: trained from the start)
 
     @property
     def best_val_uar(self) -> float:
@@ -340,6 +344,7 @@ def fit_cell(
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
     cache_dir: str | Path | None = None,
+    resume: Path | None = None,
 ) -> Fit:
     """Train on the fold's training split and keep the epoch with the best validation UAR.
 
@@ -352,9 +357,13 @@ def fit_cell(
         on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers and pruners; an
             exception raised there stops training and propagates).
         cache_dir: root of the pooled-feature cache (frozen encoders); None: ``$GEMO_CACHE``.
+        resume: a file for the training state (:mod:`benchmark.resume`): when it holds a state, training
+            resumes after its epoch (``on_epoch`` first sees the restored epochs again); after every epoch
+            the state is saved there.
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
+        ResumeError: ``resume`` holds a state that cannot be used (unreadable, or another cell's).
     """
     started = time.perf_counter()
     seed_everything(spec.seed, deterministic=spec.train.deterministic)
@@ -381,8 +390,18 @@ def fit_cell(
     optimizer, scheduler = make_optimizer(model, cfg, device, steps_per_epoch * cfg.epochs)
 
     history: list[EpochStats] = []
-    best_uar, best_epoch, best_state = -1.0, 0, None
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not progress, unit="epoch"):
+    best_uar, best_epoch, best_state, stopped, resumed_from = -1.0, 0, None, False, 0
+    saved = load_state(resume, spec, model, optimizer, scheduler) if resume is not None else None
+    if saved is not None:
+        history = [EpochStats(**h) for h in saved.history]
+        best_uar, best_epoch, best_state = saved.best_uar, saved.best_epoch, saved.best_weights
+        stopped, resumed_from = saved.stopped, saved.epoch
+        for stats in history if on_epoch is not None else ():
+            on_epoch(stats)
+    epochs = range(resumed_from + 1, cfg.epochs + 1) if not stopped else range(0)
+    for epoch in tqdm(
+        epochs, desc="epochs", disable=not progress, unit="epoch", initial=resumed_from, total=cfg.epochs
+    ):
         t0 = time.perf_counter()
         for loader in loaders.values():
             loader.dataset.set_epoch(epoch)
@@ -405,11 +424,17 @@ def fit_cell(
         if stats.val_uar > best_uar:
             best_uar, best_epoch = stats.val_uar, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif cfg.early_stopping and epoch - best_epoch >= cfg.early_stopping:
+        else:
+            stopped = bool(cfg.early_stopping and epoch - best_epoch >= cfg.early_stopping)
+        if resume is not None:
+            state = TrainingState(epoch, [asdict(h) for h in history], best_uar, best_epoch, best_state, stopped)
+            save_state(resume, spec, model, optimizer, scheduler, state)
+            checkpoint("epoch-saved")
+        if stopped:
             break
 
     model.load_state_dict(best_state)
-    return Fit(spec, model, collator, fold, loaders, history, best_epoch, device, started)
+    return Fit(spec, model, collator, fold, loaders, history, best_epoch, device, started, resumed_from)
 
 
 def evaluate_cell(fit: Fit, cross_corpus: Mapping[str, Sequence[Utterance]] | None = None) -> CellResult:
@@ -432,6 +457,7 @@ def evaluate_cell(fit: Fit, cross_corpus: Mapping[str, Sequence[Utterance]] | No
         device=str(fit.device),
         seconds=time.perf_counter() - fit.started,
         cross_corpus=cross,
+        resumed_from=fit.resumed_from,
     )
 
 
@@ -457,6 +483,7 @@ def train_cell(
     on_epoch: Callable[[EpochStats], None] | None = None,
     cross_corpus: Mapping[str, Sequence[Utterance]] | None = None,
     on_evaluated: Callable[[Fit, CellResult], None] | None = None,
+    resume: Path | None = None,
 ) -> CellResult:
     """Train on the fold's training split, select the epoch by validation UAR, evaluate on the test session.
 
@@ -467,11 +494,12 @@ def train_cell(
         on_epoch: called after each epoch with its :class:`EpochStats` (used by trackers).
         cross_corpus: other corpora (name -> records) the selected model is also scored on, whole.
         on_evaluated: called with the fitted model and its result before they are dropped (to save the model).
+        resume: the file of the cell's training state (see :func:`fit_cell`).
 
     Raises:
         NonFiniteLossError: a loss became NaN or infinite.
     """
-    fit = fit_cell(records, spec, progress=progress, on_epoch=on_epoch)
+    fit = fit_cell(records, spec, progress=progress, on_epoch=on_epoch, resume=resume)
     result = evaluate_cell(fit, cross_corpus)
     if on_evaluated is not None:
         on_evaluated(fit, result)
