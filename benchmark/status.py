@@ -12,6 +12,9 @@ or experiment that does not exist yet is not created). A cell's state comes from
   marked stale); the next ``run`` trains the cell again;
 - ``pending``: no run yet.
 
+A running or stale cell also shows the epochs its run has logged, and a cell with a saved training state
+(``train.resumable``, :mod:`benchmark.resume`) the epoch the next ``run`` resumes it after.
+
 A study whose Optuna searches (``gemo-bench search``) have begun also gets each search's trials: finished
 against the budget, running, and the best so far.
 
@@ -25,15 +28,16 @@ from __future__ import annotations
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmark.config import CellSpec
 from benchmark.provenance import redact_uri
-from benchmark.runner import data_fingerprint, run_name, state_dir, try_lock
+from benchmark.resume import saved_epoch
+from benchmark.runner import data_fingerprint, run_name, try_lock
 from benchmark.search_store import SearchProgress, search_progress
 from benchmark.studies import Study, cell_id
-from benchmark.tracking import RunRecord, Tracker, resolve_uri
+from benchmark.tracking import RunRecord, Tracker, resolve_uri, state_dir
 
 STATES = ("finished", "running", "stale", "failed", "killed", "pending")
 TO_TRAIN = ("stale", "failed", "killed", "pending")  # what the next `gemo-bench run` trains
@@ -55,6 +59,9 @@ class CellStatus:
     seconds: float | None = None  # a finished run's duration, a running run's time so far
     war: float | None = None
     uar: float | None = None
+    epochs: int = 0  # the cell's epoch budget
+    epoch: int | None = None  # epochs a running or stale run has logged so far
+    saved_epoch: int | None = None  # train.resumable: the next run resumes after this epoch
 
 
 @dataclass
@@ -110,6 +117,7 @@ def study_status(study: Study) -> StudyStatus:
         status, verified = _cell_status(cell, cid, by_cell.get(cid, []), lock_dir, now)
         unverified += not verified
         out.append(status)
+    out = _progress(out, tracker, runs, uri)
     mine = set(ids)
     other = sum(1 for r in runs if r.status == "FINISHED" and r.tags.get("gemo.cell_id", "") not in mine)
     estimate, basis = _estimate(out)
@@ -133,9 +141,32 @@ def study_status(study: Study) -> StudyStatus:
     )
 
 
+def _progress(cells: list[CellStatus], tracker: Tracker | None, runs: list[RunRecord], uri: str) -> list[CellStatus]:
+    """The epochs running and stale runs have logged, and the epoch each saved training state resumes after."""
+    if tracker is None:
+        return cells
+    by_id = {r.run_id: r for r in runs}
+    live = [by_id[c.run_id] for c in cells if c.state in ("running", "stale") and c.run_id in by_id]
+    logged = tracker.read_histories(live, ["val_uar"])
+    folder = state_dir(uri) / "resume" / tracker.experiment_id
+    out = []
+    for c in cells:
+        steps = [step for step, _ in logged.get(c.run_id, {}).get("val_uar", [])]
+        epoch = max(steps, default=0) if c.run_id in logged else None
+        saved = saved_epoch(folder / f"{c.cell_id}.pt") if c.state != "finished" and folder.is_dir() else None
+        out.append(replace(c, epoch=epoch, saved_epoch=saved))
+    return out
+
+
 def _cell_status(cell: CellSpec, cid: str, runs: list[RunRecord], lock_dir: Path, now: float):
     """(the cell's status, whether a RUNNING run's liveness could be checked)."""
-    base = {"cell_id": cid, "config": run_name(cell), "fold": cell.fold, "encoder": cell.audio_encoder}
+    base = {
+        "cell_id": cid,
+        "config": run_name(cell),
+        "fold": cell.fold,
+        "encoder": cell.audio_encoder,
+        "epochs": cell.train.epochs,
+    }
     newest = sorted(runs, key=lambda r: (r.start_time, r.run_id), reverse=True)
     finished = [r for r in newest if r.status == "FINISHED"]
     if finished:
@@ -210,12 +241,16 @@ def render(status: StudyStatus, study_args: str) -> str:
         rows = [x for x in status.cells if x.state == state]
         if rows:
             lines += ["", f"{title}:"]
-            lines += [f"  {x.config} fold {x.fold}: {x.reason or 'no reason logged'} (run {x.run_id})" for x in rows]
+            lines += [
+                f"  {x.config} fold {x.fold}: {x.reason or 'no reason logged'} (run {x.run_id}){_where(x)}"
+                for x in rows
+            ]
     running = [x for x in status.cells if x.state == "running"]
     if running:
         lines += ["", "running:"]
         lines += [
             f"  {x.config} fold {x.fold}: {_duration(x.seconds)} so far on {x.host or '?'} (pid {x.pid or '?'})"
+            + (f", epoch {x.epoch} of {x.epochs} done" if x.epoch is not None else "")
             for x in running
         ]
     notes = []
@@ -245,6 +280,16 @@ def render(status: StudyStatus, study_args: str) -> str:
             f"next: gemo-bench run {study_args} trains the {todo} cell{'s' * (todo != 1)} not finished or running"
         )
     return "\n".join(lines)
+
+
+def _where(cell: CellStatus) -> str:
+    """How far a cell that will be trained again had got, and where the next run resumes it."""
+    parts = []
+    if cell.epoch is not None:
+        parts.append(f"{cell.epoch} of {cell.epochs} epochs logged")
+    if cell.saved_epoch is not None:
+        parts.append(f"resumes after epoch {cell.saved_epoch}")
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def _search_lines(searches: list[SearchProgress]) -> list[str]:

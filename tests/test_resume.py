@@ -10,6 +10,7 @@ import torch
 from benchmark.cli import main
 from benchmark.config import CellSpec, ClapConfig, TrainConfig
 from benchmark.resume import ResumeError
+from benchmark.status import render, study_status
 from benchmark.studies import load_study
 from benchmark.tracking import Tracker, resolve_uri
 from benchmark.train import evaluate_cell, fit_cell
@@ -100,6 +101,10 @@ def test_a_resumable_cell_killed_after_an_epoch_resumes_in_the_next_run(tmp_path
     (killed,) = tracker.runs("cell", "RUNNING")
     state = tmp_path / "killed" / ".gemo" / "resume" / tracker.experiment_id / f"{killed.tags['gemo.cell_id']}.pt"
     assert state.is_file()
+    status = study_status(study)  # what `gemo-bench status` says of it
+    (stale,) = status.cells
+    assert (stale.state, stale.epoch, stale.epochs, stale.saved_epoch) == ("stale", 2, 3, 2)
+    assert "; 2 of 3 epochs logged, resumes after epoch 2" in render(status, "mini.toml")
 
     assert main(["run", str(path), "--no-progress"]) == 0
     assert ": 1 cells trained" in capsys.readouterr().out

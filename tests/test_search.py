@@ -337,6 +337,19 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
     (again,) = run_search(more, progress=False)  # nothing left: no trial, no cell runs again
     assert len(tracker.runs("trial")) == 5 and len(tracker.runs("cell")) == 1 and again.best_trial == result.best_trial
 
+    # the search report reads the same trials and the best's test figures
+    from benchmark.cli import main
+    from benchmark.reports.searches import write_search_report
+
+    report = write_search_report(tracker, more, tmp_path / "reports")
+    (row,) = report.summary.to_dict("records")
+    assert (row["done"], row["budget"], row["best_trial"]) == (5, 5, result.best_trial)
+    assert row["best_value"] == pytest.approx(result.best_value)
+    assert row["test_uar_mean"] == pytest.approx(cell.metrics["test_uar"])
+    assert "embedded corpus" in report.markdown.read_text() and "random-init" in report.markdown.read_text()
+    assert main(["report", "all", str(path), "--out", str(tmp_path / "all"), "--n-boot", "20"]) == 0
+    assert '<section id="search">' in (tmp_path / "all" / "searchmini" / "index.html").read_text()
+
     with pytest.raises(SearchError, match=r"made for another configuration \(changed: space\)"):
         run_search(load_study(path, ["search.alpha=[0.5, 1.0]"]), progress=False)
 

@@ -126,7 +126,10 @@ def test_a_running_cell_then_its_killed_process_leaves_it_stale(tmp_path):
             == cell_id(next(c for c in study.cells() if c.variant == "emo-clap"), status.fingerprint)
         )
         assert running.seconds >= 0 and len(states["pending"]) == 1
-        assert "running:\n  tiny-wav2vec2 emo-clap s0 fold 1: " in render(status, str(path))
+        assert running.epochs == 200 and 0 <= running.epoch < 200 and running.saved_epoch is None
+        text = render(status, str(path))
+        assert "running:\n  tiny-wav2vec2 emo-clap s0 fold 1: " in text
+        assert f", epoch {running.epoch} of 200 done" in text
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -137,6 +140,7 @@ def test_a_running_cell_then_its_killed_process_leaves_it_stale(tmp_path):
     status = status_of(path, *overrides)
     (stale,) = by_state(status)["stale"]
     assert stale.run_id == live.run_id
+    assert stale.epoch == len(tracker.client.get_metric_history(live.run_id, "val_uar"))  # the epochs it logged
     assert "stale (process died):\n  tiny-wav2vec2 emo-clap s0 fold 1: " in render(status, str(path))
     assert tracker.client.get_run(live.run_id).info.status == "RUNNING"  # looking changed nothing
 
