@@ -89,6 +89,7 @@ class RunConfusions:
         self.counts = preds.confusions(index, len(preds.run_ids))  # [R, S, K, K]
         self.run_index = index
         self.strata = preds.speaker_gender
+        self.speakers = preds.speakers
         self.missing = preds.missing
 
     def pooled(self, config: str, keys: set[tuple[int, int]] | None = None) -> np.ndarray | None:

@@ -10,7 +10,11 @@ Per configuration:
   difference of each emotion one-vs-rest (the larger of the between-gender differences in true- and
   false-positive rate, as ``fairlearn.metrics.equalized_odds_difference`` defines it);
 - for each gender-aware configuration, whether it narrows or widens |F−M UAR gap| relative to Emo-CLAP of
-  the same encoder, with a paired speaker-bootstrap interval of the change.
+  the same encoder, with a paired speaker-bootstrap interval of the change;
+- per speaker: WAR and UAR on the speaker's test utterances (pooled over folds and seeds), and per
+  configuration the spread of speaker UAR within each gender against the F−M gap of the speaker means.
+  With IEMOCAP's 5 speakers per gender, a gap smaller than the spread within a gender says that which
+  speaker it is moves the figure more than which gender.
 
 fairlearn runs once for the whole study: one ``MetricFrame`` with the configuration as control feature,
 over the distinct (configuration, gender, true, predicted) combinations weighted by their counts, so the
@@ -302,6 +306,90 @@ def gap_table(
     return summary.merge(pd.DataFrame(rows), on="config", how="left"), by_gender
 
 
+def speaker_table(rc: RunConfusions, configs: Sequence[str]) -> pd.DataFrame:
+    """One row per configuration and speaker: gender, test utterances (pooled over folds and seeds), WAR, UAR."""
+    rows = []
+    for config in configs:
+        counts = rc.pooled(config)
+        if counts is None:
+            continue
+        n, war, uar = counts.sum(axis=(1, 2)), stats.war_of(counts), stats.uar_of(counts)
+        for s in np.flatnonzero(n):
+            row = {"config": config, "speaker": rc.speakers[s], "gender": str(rc.strata[s]), "n": int(n[s])}
+            rows.append(row | {"war": float(war[s]), "uar": float(uar[s])})
+    return pd.DataFrame(rows, columns=["config", "speaker", "gender", "n", "war", "uar"])
+
+
+def speaker_spread(speakers: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: speaker UAR per gender (count, mean, sample std), the gap of the means, the pooled
+    within-gender std, and the speaker with the lowest UAR."""
+    rows = []
+    for config, g in speakers.groupby("config", sort=False):
+        row: dict[str, object] = {"config": config}
+        for gender in GENDERS:
+            uar = g.loc[g["gender"] == gender, "uar"]
+            row |= {
+                f"speakers_{gender}": len(uar),
+                f"speaker_uar_{gender}_mean": uar.mean() if len(uar) else math.nan,
+                f"speaker_uar_{gender}_std": uar.std(ddof=1) if len(uar) > 1 else math.nan,
+            }
+        row["speaker_gap_uar"] = row["speaker_uar_F_mean"] - row["speaker_uar_M_mean"]
+        nf, nm = row["speakers_F"], row["speakers_M"]
+        if nf > 1 and nm > 1:
+            pooled_var = ((nf - 1) * row["speaker_uar_F_std"] ** 2 + (nm - 1) * row["speaker_uar_M_std"] ** 2) / (
+                nf + nm - 2
+            )
+            row["speaker_within_std"] = math.sqrt(pooled_var)
+        else:
+            row["speaker_within_std"] = math.nan
+        low = g.loc[g["uar"].idxmin()]
+        row |= {"lowest_speaker": low["speaker"], "lowest_speaker_uar": low["uar"]}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def speaker_note(frame: pd.DataFrame, labels: Mapping[str, str]) -> str | None:
+    """One sentence on the configurations whose F−M gap of speaker means is smaller than the spread of
+    speaker UAR within a gender (pooled std); None when there is none."""
+    rows = frame[frame["speaker_within_std"].notna() & frame["speaker_gap_uar"].notna()]
+    smaller = rows[rows["speaker_gap_uar"].abs() < rows["speaker_within_std"]]
+    if smaller.empty:
+        return None
+    which = (
+        " (" + "; ".join(labels[c] for c in smaller["config"]) + ")"
+        if len(smaller) <= 4 and len(smaller) < len(rows)
+        else ""
+    )
+    return (
+        f"In {len(smaller)} of {len(rows)} configurations{which} the F−M gap of speaker means is smaller than the "
+        "spread of speaker UAR within a gender (*gap of means* against *within std* below): there, which speaker "
+        "it is moves the figure more than which gender."
+    )
+
+
+def speaker_figure(speakers: pd.DataFrame, configs: Sequence[str], labels: Mapping[str, str], title: str):
+    """Each speaker's UAR per configuration, female and male side by side, with the gender means."""
+    n = len(configs)
+    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.33 * n), dpi=80, layout="constrained")
+    y = np.arange(n)[::-1]
+    colours = {"F": "tab:red", "M": "tab:blue"}
+    for yi, config in zip(y, configs, strict=True):
+        g = speakers[speakers["config"] == config]
+        for gender, offset in (("F", 0.12), ("M", -0.12)):
+            uar = 100 * g.loc[g["gender"] == gender, "uar"].to_numpy()
+            label = {"F": "female speakers", "M": "male speakers"}[gender] if yi == y[0] else None
+            ax.plot(uar, np.full(len(uar), yi + offset), "o", ms=5, alpha=0.7, color=colours[gender], label=label)
+            if len(uar):
+                ax.plot([uar.mean()] * 2, [yi + offset - 0.1, yi + offset + 0.1], color=colours[gender], lw=2.5)
+    ax.set_yticks(y, [labels[c] for c in configs], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("speaker UAR (%), pooled over folds and seeds; bars: the gender's mean")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    suptitle(fig, title)
+    return fig
+
+
 def fairness_table(by_gender: Mapping[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """fairlearn columns per configuration (WAR/UAR by gender and their difference, EOD per emotion), and EOD."""
     mf = fairness_frame(weighted_rows(np.stack(list(by_gender.values())), list(by_gender)))
@@ -363,6 +451,9 @@ def write_bias_report(
         fair, eod = fairness_table(by_gender)
         frame = frame.merge(fair, on="config", how="left")
         changes = gap_changes(cells, rc, summary, n_boot, seed)
+    speakers = speaker_table(rc, list(summary["config"])) if rc is not None else pd.DataFrame()
+    if len(speakers):
+        frame = frame.merge(speaker_spread(speakers), on="config", how="left")
     for metric in ("uar", "war"):
         by = {c.config: c for c in changes if c.metric == metric}
         frame[f"abs_gap_{metric}_change"] = [by[c].change.estimate if c in by else None for c in frame["config"]]
@@ -372,9 +463,8 @@ def write_bias_report(
 
     head = header(cells, tracker, f"{study_name}: gender bias — female vs male speakers")
     out = ReportFolder(out_root, study_name)
-    figs = write_figures(
-        out, frame, summary, by_gender, eod, labels, f"{study_name} — {head['data']}\n{head['weights']}"
-    )
+    title = f"{study_name} — {head['data']}\n{head['weights']}"
+    figs = write_figures(out, frame, summary, by_gender, eod, labels, title)
     confusion_rows = [
         {"config": c, "gender": g, "true": CLASSES[t], "predicted": CLASSES[p], "count": int(m[j, t, p])}
         for c, m in by_gender.items()
@@ -383,6 +473,10 @@ def write_bias_report(
         for p in range(len(CLASSES))
     ]
     out.csv("bias_confusion.csv", pd.DataFrame(confusion_rows))
+    if len(speakers):
+        out.csv("bias_speakers.csv", speakers)
+        shown = [c for c in summary["config"] if c in set(speakers["config"])]
+        figs.append(out.figure("bias_speakers.png", speaker_figure(speakers, shown, labels, title)))
     text = markdown(frame, changes, labels, head, n_boot, seed, len(preds.missing), [p.name for p in figs])
     md = out.text("bias.md", text)
     csv = out.csv("bias.csv", frame)
@@ -511,6 +605,35 @@ def markdown(
                 rows.append([labels[r["config"]], *[pct(r[f"recall_{c}_{g}"], 1) for c in CLASSES for g in GENDERS]])
         lines += ["Recall per emotion × gender (%), pooled predictions:", ""]
         lines += md_table(["configuration", *[f"{CLASS_WORDS[c]} {g}" for c in CLASSES for g in GENDERS]], rows)
+    if "speaker_within_std" in frame:
+        lines += [
+            "## Per speaker",
+            "",
+            "UAR on each speaker's test utterances (pooled over folds and seeds; `bias_speakers.csv` has every "
+            "speaker's WAR and UAR): the speakers' mean ± sample std per gender, the F−M gap of those means, "
+            "the pooled std of speakers within a gender, and the speaker with the lowest UAR, in %.",
+            "",
+        ]
+        note = speaker_note(frame, labels)
+        if note:
+            lines += [f"- {note}", ""]
+        rows = []
+        for _, r in frame.iterrows():
+            if not isinstance(r.get("lowest_speaker"), str):
+                continue
+            rows.append(
+                [
+                    labels[r["config"]],
+                    f"{int(r['speakers_F'])}/{int(r['speakers_M'])}",
+                    pm(r["speaker_uar_F_mean"], r["speaker_uar_F_std"]),
+                    pm(r["speaker_uar_M_mean"], r["speaker_uar_M_std"]),
+                    signed(r["speaker_gap_uar"]),
+                    pct(r["speaker_within_std"]),
+                    f"{r['lowest_speaker']} ({pct(r['lowest_speaker_uar'])})",
+                ]
+            )
+        cols = ["configuration", "speakers F/M", "UAR F speakers", "UAR M speakers", "gap of means", "within std"]
+        lines += md_table([*cols, "lowest speaker"], rows)
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
 

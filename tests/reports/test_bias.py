@@ -143,7 +143,7 @@ def test_bias_markdown_figures_and_page(report):
     assert "## Fairness metrics (fairlearn)" in md and "EOD happy" in md
     assert "tiny-wavlm: SL-GEmo-CLAP α=0.8: UAR gap" in md
     names = {p.name for p in report.figures}
-    assert names == {"bias_gap.png", "bias_recall.png", "bias_confusion_tiny-wavlm.png"}
+    assert names == {"bias_gap.png", "bias_recall.png", "bias_confusion_tiny-wavlm.png", "bias_speakers.png"}
     for p in report.figures:
         assert p.stat().st_size < 400_000
     page = report.page.read_text()
@@ -164,3 +164,46 @@ def test_a_variant_that_removes_the_gap_narrows_it(tmp_path):
     assert frame.loc["sl-gemo-clap", "gap_war_verdict"] == "narrows (interval excludes 0)"
     assert frame.loc["ml-gemo-clap", "gap_war_verdict"] == "widens (interval excludes 0)"
     assert "**narrows (interval excludes 0)**" in report.markdown.read_text()
+
+
+def test_per_speaker_figures_against_raw_predictions(report, sim_store):
+    _, main, _ = sim_store
+    preds, _ = raw_predictions(main)
+    speakers = pd.read_csv(report.folder / "bias_speakers.csv")
+    frame = report.frame.set_index("variant")
+    for variant in ("emo-clap", "sl-gemo-clap"):
+        config = frame.loc[variant, "config"]
+        mine = speakers[speakers["config"] == config].set_index("speaker")
+        sub = preds[preds["variant"] == variant]
+        assert set(mine.index) == set(sub["speaker"])
+        by_gender = {g: [] for g in GENDERS}
+        for speaker, s in sub.groupby("speaker"):
+            recall = [(s.loc[s["emotion"] == c, "predicted"] == c).mean() for c in CLASSES if (s["emotion"] == c).any()]
+            assert mine.loc[speaker, "uar"] == pytest.approx(np.mean(recall))
+            assert mine.loc[speaker, "war"] == pytest.approx((s["emotion"] == s["predicted"]).mean())
+            assert mine.loc[speaker, "n"] == len(s) and mine.loc[speaker, "gender"] == s["gender"].iloc[0]
+            by_gender[s["gender"].iloc[0]].append(np.mean(recall))
+        row = frame.loc[variant]
+        f, m = np.array(by_gender["F"]), np.array(by_gender["M"])
+        assert row["speaker_uar_F_std"] == pytest.approx(f.std(ddof=1))
+        assert row["speaker_gap_uar"] == pytest.approx(f.mean() - m.mean())
+        pooled = np.sqrt(((len(f) - 1) * f.var(ddof=1) + (len(m) - 1) * m.var(ddof=1)) / (len(f) + len(m) - 2))
+        assert row["speaker_within_std"] == pytest.approx(pooled)
+        assert row["lowest_speaker_uar"] == pytest.approx(min(list(f) + list(m)))
+        assert mine.loc[row["lowest_speaker"], "uar"] == pytest.approx(row["lowest_speaker_uar"])
+    assert "## Per speaker" in report.markdown.read_text()
+
+
+@pytest.mark.parametrize(("speaker_sd", "shift", "sim_seed"), [(0.15, 0.0, 1), (0.01, 0.3, 0)])
+def test_a_gap_smaller_than_the_spread_of_speakers_is_said(tmp_path, speaker_sd, shift, sim_seed):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "spk")
+    configs = [SimConfig("tiny-wavlm", "emo-clap", skill=0.5, gender_shift={"M": shift})]
+    simulate_study(tracker, "spk", configs, per_speaker=200, seed_sd=0.0, speaker_sd=speaker_sd, seed=sim_seed)
+    report = write_bias_report(tracker, "spk", tmp_path / "out", n_boot=50)
+    speakers = pd.read_csv(report.folder / "bias_speakers.csv")
+    f, m = (speakers.loc[speakers["gender"] == g, "uar"].to_numpy() for g in GENDERS)
+    within = np.sqrt((4 * f.var(ddof=1) + 4 * m.var(ddof=1)) / 8)  # 5 speakers per gender
+    said = abs(f.mean() - m.mean()) < within
+    # speakers that differ widely, no gender effect: said; a 30-point gender effect, alike speakers: not said
+    assert said == (speaker_sd > 0.1)
+    assert ("moves the figure more than which gender" in report.markdown.read_text()) == said
