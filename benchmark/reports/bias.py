@@ -368,20 +368,30 @@ def speaker_note(frame: pd.DataFrame, labels: Mapping[str, str]) -> str | None:
 
 
 def speaker_figure(speakers: pd.DataFrame, configs: Sequence[str], labels: Mapping[str, str], title: str):
-    """Each speaker's UAR per configuration, female and male side by side, with the gender means."""
+    """Each speaker's UAR per configuration, female and male side by side, with the gender means.
+
+    Two scatter calls per gender, whatever the number of configurations: a figure of many artists costs
+    seconds to draw on a large study.
+    """
     n = len(configs)
     fig, ax = plt.subplots(figsize=(10, 2.2 + 0.33 * n), dpi=80, layout="constrained")
-    y = np.arange(n)[::-1]
-    colours = {"F": "tab:red", "M": "tab:blue"}
-    for yi, config in zip(y, configs, strict=True):
-        g = speakers[speakers["config"] == config]
-        for gender, offset in (("F", 0.12), ("M", -0.12)):
-            uar = 100 * g.loc[g["gender"] == gender, "uar"].to_numpy()
-            label = {"F": "female speakers", "M": "male speakers"}[gender] if yi == y[0] else None
-            ax.plot(uar, np.full(len(uar), yi + offset), "o", ms=5, alpha=0.7, color=colours[gender], label=label)
-            if len(uar):
-                ax.plot([uar.mean()] * 2, [yi + offset - 0.1, yi + offset + 0.1], color=colours[gender], lw=2.5)
-    ax.set_yticks(y, [labels[c] for c in configs], fontsize=8)
+    row = {c: n - 1 - i for i, c in enumerate(configs)}
+    shown = speakers[speakers["config"].isin(row)]
+    y = shown["config"].map(row).to_numpy(dtype=float)
+    means = shown.groupby(["config", "gender"], sort=False)["uar"].mean().reset_index()
+    for gender, offset, colour, name in (("F", 0.12, "tab:red", "female"), ("M", -0.12, "tab:blue", "male")):
+        mine = (shown["gender"] == gender).to_numpy()
+        ax.scatter(
+            100 * shown["uar"].to_numpy()[mine],
+            y[mine] + offset,
+            s=25,
+            alpha=0.7,
+            color=colour,
+            label=f"{name} speakers",
+        )
+        m = means[means["gender"] == gender]
+        ax.scatter(100 * m["uar"], m["config"].map(row) + offset, marker="|", s=220, linewidths=2.5, color=colour)
+    ax.set_yticks(list(row.values()), [labels[c] for c in row], fontsize=8)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("speaker UAR (%), pooled over folds and seeds; bars: the gender's mean")
     ax.grid(axis="x", alpha=0.3)
