@@ -374,7 +374,8 @@ def pct(x: float, digits: int = 2) -> str:
 
 
 def pm(mean: float, std: float) -> str:
-    return f"{pct(mean)} ± {pct(std)}"
+    """``mean ± std`` in percent; ``–`` alone when there is no mean."""
+    return "–" if mean is None or not math.isfinite(mean) else f"{pct(mean)} ± {pct(std)}"
 
 
 def signed(x: float, digits: int = 2) -> str:

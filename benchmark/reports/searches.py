@@ -41,7 +41,7 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import provenance
-from benchmark.reports.common import ReportFolder, header_lines, md_table, pct, signed, suptitle
+from benchmark.reports.common import ReportFolder, header_lines, md_table, pct, pm, signed, suptitle
 from benchmark.reports.plots import plt
 from benchmark.reports.table import VARIANT_NAMES, cell_frame, describe_source
 from benchmark.search_store import SEARCHED, Target, begun_searches, best_trial, count_trials, search_id
@@ -288,10 +288,6 @@ def _near(r: pd.Series, p: str) -> str:
     return "–" if not math.isfinite(lo) else _value(lo, p) if lo == hi else f"{_value(lo, p)}–{_value(hi, p)}"
 
 
-def _pm(mean: float, std: float) -> str:
-    return "–" if not math.isfinite(mean) else f"{pct(mean)} ± {pct(std)}"
-
-
 def markdown(
     summary: pd.DataFrame,
     trials: pd.DataFrame,
@@ -330,8 +326,8 @@ def markdown(
                     *(_value(r[f"best_{p}"], p) for p in SEARCHED),
                     "–" if not math.isfinite(r["found_at"]) else f"{int(r['found_at'])} of {int(r['done'])}",
                     "–" if not math.isfinite(r["steps_skipped"]) else f"{100 * r['steps_skipped']:.0f} %",
-                    _pm(r["test_war_mean"], r["test_war_std"]),
-                    _pm(r["test_uar_mean"], r["test_uar_std"]),
+                    pm(r["test_war_mean"], r["test_war_std"]),
+                    pm(r["test_uar_mean"], r["test_uar_std"]),
                     signed(r["best_value"] - r["test_uar_mean"]),
                 ]
             )
