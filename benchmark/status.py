@@ -83,6 +83,9 @@ class StudyStatus:
     counts: dict[str, int] = field(default_factory=dict)
     search_storage: str = ""  # where the study's Optuna searches are, when any has begun
     searches: list[SearchProgress] = field(default_factory=list)
+    resume_dir: str = ""  # where this experiment's saved training states are (train.resumable)
+    orphan_states: int = 0  # saved training states that belong to no unfinished cell of this grid
+    orphan_state_bytes: int = 0
 
     @property
     def complete(self) -> bool:
@@ -118,6 +121,8 @@ def study_status(study: Study) -> StudyStatus:
         unverified += not verified
         out.append(status)
     out = _progress(out, tracker, runs, uri)
+    resume_dir = state_dir(uri) / "resume" / (tracker.experiment_id if tracker is not None else "")
+    orphans = _orphan_states(resume_dir, out) if tracker is not None else []
     mine = set(ids)
     other = sum(1 for r in runs if r.status == "FINISHED" and r.tags.get("gemo.cell_id", "") not in mine)
     estimate, basis = _estimate(out)
@@ -138,6 +143,9 @@ def study_status(study: Study) -> StudyStatus:
         counts={s: sum(c.state == s for c in out) for s in STATES},
         search_storage=searched[0] if searched else "",
         searches=searched[1] if searched else [],
+        resume_dir=str(resume_dir),
+        orphan_states=len(orphans),
+        orphan_state_bytes=sum(size for _, size in orphans),
     )
 
 
@@ -156,6 +164,18 @@ def _progress(cells: list[CellStatus], tracker: Tracker | None, runs: list[RunRe
         saved = saved_epoch(folder / f"{c.cell_id}.pt") if c.state != "finished" and folder.is_dir() else None
         out.append(replace(c, epoch=epoch, saved_epoch=saved))
     return out
+
+
+def _orphan_states(folder: Path, cells: list[CellStatus]) -> list[tuple[Path, int]]:
+    """Saved training states in ``folder`` that no unfinished cell of the grid will resume, with their sizes.
+
+    A cell finished since, a study edited (another identity) or another grid of the same experiment leaves
+    them; each holds several times a model's size.
+    """
+    if not folder.is_dir():
+        return []
+    wanted = {c.cell_id for c in cells if c.state != "finished"}
+    return [(p, p.stat().st_size) for p in sorted(folder.glob("*.pt")) if p.stem not in wanted]
 
 
 def _cell_status(cell: CellSpec, cid: str, runs: list[RunRecord], lock_dir: Path, now: float):
@@ -263,6 +283,13 @@ def render(status: StudyStatus, study_args: str) -> str:
         notes.append(
             f"{status.other_finished} finished fold run(s) of this experiment are no cell of this grid "
             "(other settings or data, or a search's best configuration)"
+        )
+    if status.orphan_states:
+        notes.append(
+            f"{status.orphan_states} saved training state(s) in {status.resume_dir} "
+            f"({status.orphan_state_bytes / 1e9:.2f} GB) belong to no unfinished cell of this grid (cells "
+            "finished since, other settings, or another grid of this experiment): delete them when no run of "
+            "the experiment needs them"
         )
     if notes:
         lines += ["", *(f"note: {t}" for t in notes)]

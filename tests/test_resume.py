@@ -105,6 +105,11 @@ def test_a_resumable_cell_killed_after_an_epoch_resumes_in_the_next_run(tmp_path
     (stale,) = status.cells
     assert (stale.state, stale.epoch, stale.epochs, stale.saved_epoch) == ("stale", 2, 3, 2)
     assert "; 2 of 3 epochs logged, resumes after epoch 2" in render(status, "mini.toml")
+    assert status.orphan_states == 0
+    # the same study edited (another learning rate: other cells) will never resume that state: said, with its size
+    edited = study_status(load_study(path, ["train.lr=0.001"]))
+    assert (edited.orphan_states, edited.orphan_state_bytes) == (1, state.stat().st_size)
+    assert f"note: 1 saved training state(s) in {state.parent} (" in render(edited, "mini.toml")
 
     assert main(["run", str(path), "--no-progress"]) == 0
     assert ": 1 cells trained" in capsys.readouterr().out
