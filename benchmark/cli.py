@@ -86,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object, every cell included")
     status.set_defaults(func=cmd_status)
 
+    check = sub.add_parser(
+        "check", help="before a run: store, data, checkpoints, device, disk, Slurm and search storage, all at once"
+    )
+    check.add_argument("study", help="study file (studies/*.toml)")
+    check.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the study will run with")
+    check.add_argument("--workers", type=int, default=1, help="local workers it will run with (disk estimate)")
+    check.add_argument("--search", action="store_true", help="also check the Optuna storage of `gemo-bench search`")
+    check.add_argument(
+        "--download", action="store_true", help="fetch hub checkpoints missing from the Hugging Face cache first"
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_executor_args(check)
+    check.set_defaults(func=cmd_check)
+
     search = sub.add_parser("search", help="Optuna search of alpha / temperature / lr, then the best on the test folds")
     search.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
     search.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: search.pruner=none")
@@ -545,6 +559,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     where = shlex.join([args.study, *args.overrides])
     print(json.dumps(status.to_dict(), indent=2) if args.json else render(status, where))
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import shlex
+
+    from benchmark.preflight import check_study, render
+    from benchmark.studies import load_study
+
+    overrides = [*args.overrides, *_executor_overrides(args)]
+    study = load_study(args.study, overrides)
+    result = check_study(study, workers=args.workers, search=True if args.search else None, download=args.download)
+    workers = [] if args.workers == 1 else ["--workers", str(args.workers)]
+    print(
+        json.dumps(result.to_dict(), indent=2)
+        if args.json
+        else render(result, shlex.join([args.study, *overrides, *workers]))
+    )
+    return 1 if result.failed else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
