@@ -80,17 +80,37 @@ def cell_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def summarize_table(cells: pd.DataFrame, encoders: Sequence[str]) -> pd.DataFrame:
-    """Mean and sample std over folds (seeds pooled) per encoder x variant x alpha, with the paper's figures."""
-    grouped = cells.groupby(["encoder", "variant", "alpha"], sort=False)
-    out = grouped.agg(
-        folds=("fold", "nunique"),
-        runs=("fold", "size"),
-        war_mean=("war", "mean"),
-        war_std=("war", "std"),
-        uar_mean=("uar", "mean"),
-        uar_std=("uar", "std"),
-    ).reset_index()
+    """Per encoder x variant x alpha: mean and sample std over folds, the seeds' spread, the paper's figures.
+
+    A fold's figure is the mean of its seeds, so the std over folds is the folds' spread whatever the number
+    of seeds (as in the ablation report). With several seeds, ``*_seed_std`` is the sample std over seeds of
+    each seed's mean over its folds: how much the whole figure moves from one training run to the next.
+    """
+    keys = ["encoder", "variant", "alpha"]
+    if "seed" not in cells:
+        cells = cells.assign(seed=0)
+    per_fold = cells.groupby([*keys, "fold"], sort=False)[["war", "uar"]].mean().reset_index()
+    out = (
+        per_fold.groupby(keys, sort=False)
+        .agg(
+            folds=("fold", "nunique"),
+            war_mean=("war", "mean"),
+            war_std=("war", "std"),
+            uar_mean=("uar", "mean"),
+            uar_std=("uar", "std"),
+        )
+        .reset_index()
+    )
     out[["war_std", "uar_std"]] = out[["war_std", "uar_std"]].fillna(0.0)
+    runs = cells.groupby(keys, sort=False).agg(runs=("fold", "size"), seeds=("seed", "nunique")).reset_index()
+    per_seed = cells.groupby([*keys, "seed"], sort=False)[["war", "uar"]].mean().reset_index()
+    spread = (
+        per_seed.groupby(keys, sort=False).agg(war_seed_std=("war", "std"), uar_seed_std=("uar", "std")).reset_index()
+    )
+    out = out.merge(runs, on=keys).merge(spread, on=keys)
+    out = out[
+        [*keys, "folds", "runs", "seeds", "war_mean", "war_std", "uar_mean", "uar_std", "war_seed_std", "uar_seed_std"]
+    ]
     for metric in ("war", "uar"):
         out[f"paper_{metric}"] = [
             PAPER_RESULTS.get((encoder_family(e), v), {}).get(metric, np.nan)
@@ -115,14 +135,24 @@ def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -
     lines = [f"# {header['title']}", ""]
     for key in ("data", "weights", "git", "generated", "runs"):
         lines.append(f"- **{key}**: {header[key]}")
+    seeded = bool((table["seeds"] > 1).any()) if "seeds" in table else False
     lines += [
         "",
-        "WAR and UAR in %, mean ± sample std over folds (leave-one-session-out). "
-        "*Paper*: the figure the paper reports (only WavLM SL-GEmo-CLAP could be read); "
-        "*Δ*: ours − paper.",
+        "WAR and UAR in %, mean ± sample std over folds (leave-one-session-out)"
+        + (", each fold's figure the mean of its seeds" if seeded else "")
+        + ". *Paper*: the figure the paper reports (only WavLM SL-GEmo-CLAP could be read); *Δ*: ours − paper."
+        + (
+            " *Seed std*: the sample std over seeds of each seed's mean over folds, in points: how far the "
+            "figure moves from one training run to the next."
+            if seeded
+            else ""
+        ),
         "",
     ]
-    cols = ["encoder", "variant", "WAR", "UAR", "folds", "paper WAR", "paper UAR", "Δ WAR", "Δ UAR"]
+    cols = ["encoder", "variant", "WAR", "UAR", "folds"]
+    if seeded:
+        cols += ["seeds", "seed std WAR", "seed std UAR"]
+    cols += ["paper WAR", "paper UAR", "Δ WAR", "Δ UAR"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in table.iterrows():
@@ -141,12 +171,18 @@ def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -
                     _pm(r["war_mean"], r["war_std"]),
                     _pm(r["uar_mean"], r["uar_std"]),
                     folds,
+                    *(_seed_cells(r) if seeded else []),
                     *paper_txt,
                 ]
             )
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _seed_cells(r: pd.Series) -> list[str]:
+    spread = ["–" if np.isnan(r[f"{m}_seed_std"]) else f"{100 * r[f'{m}_seed_std']:.2f}" for m in ("war", "uar")]
+    return [f"{r['seeds']}", *spread]
 
 
 # LaTeX's special characters in text mode (hub ids and study names may hold _, &, #, ...)
@@ -206,6 +242,9 @@ def latex(table: pd.DataFrame, header: dict[str, str], expected_folds: int, stud
         f"{expected_folds} folds; the best mean of each encoder in bold. Data: {tex_escape(header['data'])}. "
         f"Weights: {tex_escape(header['weights'])}."
     )
+    seeds = int(table["seeds"].max()) if "seeds" in table and len(table) else 1
+    if seeds > 1:
+        caption += f" Each fold's figure is the mean of its seeds (up to {seeds})."
     if partial:
         caption += f" $^\\dagger$Fewer than {expected_folds} folds finished."
     label = re.sub(r"[^A-Za-z0-9:._-]", "-", study_name)

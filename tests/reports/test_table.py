@@ -110,3 +110,39 @@ def test_labels_are_safe(name):
     tex = latex(summarize_table(cells(), ["org/my_model#1", "tiny-wavlm"]), HEADER, 3, name)
     (label,) = re.findall(r"\\label\{tab:([^}]*)\}", tex)
     assert re.fullmatch(r"[A-Za-z0-9:._-]+", label)
+
+
+def test_seeds_are_averaged_within_a_fold_and_their_spread_is_its_own_column():
+    # 2 seeds x 3 folds; seed 1 misses fold 3, so fold 3's figure is seed 0's alone
+    uar = {(0, 1): 0.40, (0, 2): 0.50, (0, 3): 0.60, (1, 1): 0.50, (1, 2): 0.70}
+    war = {key: value + 0.05 for key, value in uar.items()}
+    frame = pd.DataFrame(
+        [("tiny-wavlm", "emo-clap", 1.0, s, f, war[s, f], uar[s, f]) for s, f in uar],
+        columns=["encoder", "variant", "alpha", "seed", "fold", "war", "uar"],
+    )
+    (row,) = summarize_table(frame, ["tiny-wavlm"]).to_dict("records")
+    # the slow reference, by hand
+    folds = [statistics.mean([0.40, 0.50]), statistics.mean([0.50, 0.70]), 0.60]
+    seeds = [statistics.mean([0.40, 0.50, 0.60]), statistics.mean([0.50, 0.70])]
+    assert (row["folds"], row["runs"], row["seeds"]) == (3, 5, 2)
+    assert row["uar_mean"] == pytest.approx(statistics.mean(folds))
+    assert row["uar_std"] == pytest.approx(statistics.stdev(folds))
+    assert row["uar_seed_std"] == pytest.approx(statistics.stdev(seeds))
+    assert row["war_seed_std"] == pytest.approx(statistics.stdev(seeds))  # WAR is UAR + 0.05 throughout
+    from benchmark.reports.table import markdown
+
+    md = markdown(summarize_table(frame, ["tiny-wavlm"]), HEADER, 3)
+    assert "each fold's figure the mean of its seeds" in md and "*Seed std*" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| tiny-wavlm"))
+    cells_ = [c.strip() for c in line.strip("|").split("|")]
+    assert cells_[4:8] == ["3", "2", f"{100 * statistics.stdev(seeds):.2f}", f"{100 * statistics.stdev(seeds):.2f}"]
+    tex = latex(summarize_table(frame, ["tiny-wavlm"]), HEADER, 3, "s")
+    assert "Each fold's figure is the mean of its seeds (up to 2)." in tex
+
+    # one seed: no seed columns, and the table reads as before
+    single = markdown(summarize_table(frame[frame["seed"] == 0], ["tiny-wavlm"]), HEADER, 3)
+    header = next(ln for ln in single.splitlines() if ln.startswith("| encoder"))
+    assert (
+        "Seed std" not in single
+        and header == "| encoder | variant | WAR | UAR | folds | paper WAR | paper UAR | Δ WAR | Δ UAR |"
+    )
