@@ -295,6 +295,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave unreadable audio files out (listed on stderr) instead of stopping with an error naming them",
     )
+    g.add_argument(
+        "--subset",
+        choices=("all", "improvised", "scripted"),
+        default="all",
+        help="IEMOCAP-format corpora: all dialogs (default), or only the improvised or the scripted ones",
+    )
     g.add_argument("--synth-seed", type=int, default=0, help="embedded corpus seed (default 0)")
     g.add_argument("--synth-size", type=int, default=DEFAULT_SIZE, help=f"embedded corpus size ({DEFAULT_SIZE})")
     g.add_argument("--control", action="store_true", help="use the embedded corpus's control twin")
@@ -303,6 +309,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _data_spec(args: argparse.Namespace):
 
     spec = _base_data_spec(args)
+    if args.subset != "all":
+        spec = dataclasses.replace(spec, subset=args.subset)
     return dataclasses.replace(spec, unreadable="drop") if args.drop_unreadable else spec
 
 

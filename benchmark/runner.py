@@ -162,7 +162,7 @@ def config_params(cell: CellSpec, ctx: Context) -> dict:
 
 
 def _data_params(ctx: Context) -> dict:
-    keep = ("kind", "root", "seed", "size", "control", "difficulty", "version")
+    keep = ("kind", "root", "seed", "size", "control", "difficulty", "version", "subset")
     out = {k: v for k, v in ctx.data_description.items() if k in keep}
     if ctx.cross_corpus:
         out["eval_corpora"] = ",".join(ctx.cross_corpus)

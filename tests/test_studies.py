@@ -128,6 +128,12 @@ def test_bad_values_name_file_and_key(tmp_path, edit, message):
         ("folds = [1, 2, 3]", "folds = [1, 6]", r"protocol\.folds: distinct sessions in 1\.\.5"),
         ('corpus = "embedded"', 'corpus = "savee"', r"data\.corpus: corpus must be one of"),
         ("size = 60", "size = 10", r"data\.size"),
+        ('corpus = "embedded"', 'corpus = "embedded"\nsubset = "impro"', r"data\.subset: subset must be one of all"),
+        (
+            'corpus = "embedded"',
+            'corpus = "ravdess"\nsubset = "improvised"',
+            r"data\.subset: subset 'improvised': only IEMOCAP-format corpora",
+        ),
         ('name = "t"', "", r"name: required"),
     ],
 )

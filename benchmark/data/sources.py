@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,11 @@ READERS: Mapping[str, CorpusReader] = {
     "manifest": ManifestReader(),
 }
 CORPORA: tuple[str, ...] = tuple(READERS)
+# IEMOCAP's dialogs are improvised (`Ses01F_impro01`) or scripted (`Ses01F_script01_1`); many SER papers
+# report on the improvised ones alone, so a study can keep either kind.
+SUBSETS: tuple[str, ...] = ("all", "improvised", "scripted")
+_DIALOG_KIND = re.compile(r"^Ses\d{2}[FM]_(?P<kind>impro|script)")
+_KIND_OF = {"impro": "improvised", "script": "scripted"}
 
 
 class DataError(ValueError):
@@ -53,6 +59,8 @@ class DataSpec:
         unreadable: ``error`` (stop, listing every unreadable audio file) or ``drop`` (leave them out, listed).
         eval_corpora: corpora every trained cell is also scored on, whole (cross-corpus evaluation): a
             name (root from its environment variable) or ``name=root``.
+        subset: ``all`` dialogs, or only the ``improvised`` or the ``scripted`` ones (IEMOCAP and the
+            embedded corpus); the others are counted as dropped. It changes the data, so the cells' identity.
     """
 
     corpus: str = "embedded"
@@ -64,6 +72,7 @@ class DataSpec:
     fold_seed: int = 0
     unreadable: str = "error"
     eval_corpora: tuple[str, ...] = ()
+    subset: str = "all"
 
     def __post_init__(self) -> None:
         if self.corpus not in CORPORA:
@@ -74,6 +83,13 @@ class DataSpec:
             raise ValueError(f"folds must be >= 2, got {self.folds}")
         if self.unreadable not in UNREADABLE_POLICIES:
             raise ValueError(f"unreadable must be one of {', '.join(UNREADABLE_POLICIES)}, got {self.unreadable!r}")
+        if self.subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {', '.join(SUBSETS)}, got {self.subset!r}")
+        if self.subset != "all" and self.corpus not in ("iemocap", "embedded"):
+            raise ValueError(
+                f"subset {self.subset!r}: only IEMOCAP-format corpora (iemocap, embedded) have improvised and "
+                f"scripted dialogs, not {self.corpus}"
+            )
         names = [self.eval_spec(item)[0] for item in self.eval_corpora]
         if len(set(names)) != len(names):
             raise ValueError(f"eval_corpora: each corpus once, got {list(self.eval_corpora)}")
@@ -111,6 +127,8 @@ class DataSpec:
         """The corpus through its reader: records (with folds assigned) plus what was dropped and why."""
         reading = self.reader.read(self.root_path(), keep_other=keep_other, unreadable=unreadable or self.unreadable)
         warn_conversions(reading)
+        if self.subset != "all":
+            reading = _keep_dialogs(reading, self.subset)
         if not reading.records:
             raise DataError(f"{reading.root}: no {self.reader.title} utterances of the classes {', '.join(CLASSES)}")
         if self.session_folds or all(r.fold is not None for r in reading.records):
@@ -122,9 +140,10 @@ class DataSpec:
 
     def describe(self) -> dict[str, Any]:
         """Which face of the suite produced a result: a real corpus (which, where) or the generated one."""
+        subset = {} if self.subset == "all" else {"subset": self.subset}
         if self.corpus in ("iemocap", "embedded"):
-            return corpus_source(self.root_path())
-        return {"kind": self.corpus, "root": str(self.root_path())}
+            return {**corpus_source(self.root_path()), **subset}
+        return {"kind": self.corpus, "root": str(self.root_path()), **subset}
 
     def eval_specs(self) -> list[tuple[str, DataSpec]]:
         """``(name, spec)`` of each cross-corpus evaluation corpus."""
@@ -141,6 +160,24 @@ class DataSpec:
         if name not in CORPORA:
             raise ValueError(f"eval_corpora: unknown corpus {name!r} (choose from {', '.join(CORPORA)})")
         return name, (root.strip() or None) if sep else None
+
+
+def _keep_dialogs(reading: CorpusReading, subset: str) -> CorpusReading:
+    """The records of ``subset``'s dialogs; the others are counted in ``dropped``, by their kind."""
+    kept, dropped = [], dict(reading.dropped)
+    for r in reading.records:
+        match = _DIALOG_KIND.match(r.dialog)
+        if match is None:
+            raise DataError(
+                f"{r.path}: dialog {r.dialog!r} is neither improvised nor scripted (data.subset = {subset!r})"
+            )
+        kind = _KIND_OF[match["kind"]]
+        if kind == subset:
+            kept.append(r)
+        else:
+            reason = f"{kind} dialog (data.subset = {subset})"
+            dropped[reason] = dropped.get(reason, 0) + 1
+    return replace(reading, records=tuple(kept), dropped=dict(sorted(dropped.items())))
 
 
 def _replace_records(reading: CorpusReading, records: Sequence[Utterance]) -> CorpusReading:

@@ -74,6 +74,7 @@ def cell_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
                 "git_sha": r.tags.get("gemo.git_sha", "unknown")
                 + (" (dirty)" if r.tags.get("gemo.git_dirty") == "true" else ""),
                 "data_fingerprint": r.tags.get("gemo.data_fingerprint", ""),
+                "data_subset": r.params.get("data.subset", "all"),
             }
         )
     return pd.DataFrame(rows)
@@ -296,8 +297,10 @@ def describe_source(cells: pd.DataFrame) -> dict[str, str]:
     fps = ", ".join(sorted(set(cells["data_fingerprint"])))
     weights = "; ".join(sorted(set(cells["weights"])))
     shas = sorted(set(cells["git_sha"]))
+    subsets = sorted(set(cells["data_subset"])) if "data_subset" in cells else ["all"]
+    dialogs = "" if subsets == ["all"] else f", dialogs: {' + '.join(subsets)}"
     return {
-        "data": " + ".join(data.get(s, s) for s in sources) + f" (fingerprint {fps})",
+        "data": " + ".join(data.get(s, s) for s in sources) + f"{dialogs} (fingerprint {fps})",
         "weights": weights,
         "git": ", ".join(s[:12] for s in shas),
     }

@@ -146,3 +146,19 @@ def test_seeds_are_averaged_within_a_fold_and_their_spread_is_its_own_column():
         "Seed std" not in single
         and header == "| encoder | variant | WAR | UAR | folds | paper WAR | paper UAR | Δ WAR | Δ UAR |"
     )
+
+
+def test_the_header_names_a_dialog_subset():
+    from benchmark.reports.table import describe_source
+
+    frame = pd.DataFrame(
+        {
+            "data_source": ["iemocap"] * 2,
+            "data_fingerprint": ["abc"] * 2,
+            "weights": ["pretrained (x/y)"] * 2,
+            "git_sha": ["0123456789abcdef"] * 2,
+            "data_subset": ["improvised"] * 2,
+        }
+    )
+    assert describe_source(frame)["data"] == "IEMOCAP, dialogs: improvised (fingerprint abc)"
+    assert describe_source(frame.assign(data_subset="all"))["data"] == "IEMOCAP (fingerprint abc)"
