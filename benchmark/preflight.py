@@ -153,7 +153,8 @@ def _read(area: str, spec, findings: list[Finding]) -> list[Utterance] | None:
     genders = ", ".join(f"{g} {sum(r.gender == g for r in records)}" for g in GENDERS)
     dropped = sum(reading.dropped.values())
     detail = (
-        f"{spec.reader.title} at {reading.root}: {len(records)} utterances, {hours:.2f} h of audio ({genders}); "
+        f"{spec.reader.title}{'' if spec.subset == 'all' else f' ({spec.subset} dialogs)'} at {reading.root}: "
+        f"{len(records)} utterances, {hours:.2f} h of audio ({genders}); "
         f"{dropped} left out (`gemo-bench data summary` says why)"
     )
     findings.append(Finding(area, spec.corpus, "ok", detail))

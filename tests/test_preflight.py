@@ -359,3 +359,12 @@ def test_a_fold_without_one_gender_is_a_warning(tmp_path, small_records):
     result = check_study(load_study(path))
     warns = [f for f in by_area(result)["data"] if f.level == "warn"]
     assert [(f.subject, f.detail.split(":")[0]) for f in warns] == [("fold 2", "its test set has no M utterance")]
+
+
+def test_a_dialog_subset_is_named_and_counted(tmp_path):
+    study = load_study(write_study(tmp_path), ['data.subset="improvised"'])
+    data = by_area(check_study(study))["data"][0]  # the corpus; fold findings may follow
+    n = len(study.data.load())
+    assert n < 100
+    assert data.level == "ok" and "embedded corpus (improvised dialogs) at " in data.detail
+    assert f": {n} utterances" in data.detail
