@@ -389,7 +389,7 @@ def _load_offline(ref: EncoderRef) -> tuple[int, str]:
 
     from benchmark.data.records import SAMPLE_RATE
 
-    config = AutoConfig.from_pretrained(ref.source, local_files_only=True)
+    AutoConfig.from_pretrained(ref.source, local_files_only=True)  # a broken config.json, named first
     if ref.modality == "audio":
         extractor = AutoFeatureExtractor.from_pretrained(ref.source, local_files_only=True)
         rate = getattr(extractor, "sampling_rate", SAMPLE_RATE)
@@ -399,7 +399,6 @@ def _load_offline(ref: EncoderRef) -> tuple[int, str]:
         AutoTokenizer.from_pretrained(ref.source, local_files_only=True)
     model = AutoModel.from_pretrained(ref.source, local_files_only=True)
     where = ref.source if Path(ref.source).is_dir() else "the Hugging Face cache"
-    del config
     return _count(model), where
 
 

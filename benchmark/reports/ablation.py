@@ -8,6 +8,9 @@ other varying parameter, such as the temperature):
 - over speakers: the difference on all pooled test predictions with a 95 % cluster-bootstrap interval
   (speakers resampled within gender; both configurations see the same resampled speakers).
 
+Per emotion, each gender-aware configuration's recall change against the same baseline, tested the same two
+ways (each fold's recall; the pooled predictions' speaker bootstrap): which emotions gender-awareness moves.
+
 A difference is called significant when the paired t-test gives p < 0.05 *and* the bootstrap interval
 excludes 0; the sentences say which tests agree. p-values are not corrected for multiple comparisons; the
 report gives the Bonferroni threshold for the number of comparisons it makes.
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.data.records import CLASS_WORDS, CLASSES
 from benchmark.reports import stats
 from benchmark.reports.common import (
     PARAM_NAMES,
@@ -35,6 +39,7 @@ from benchmark.reports.common import (
     load_cells,
     load_predictions,
     md_table,
+    pct,
     pm,
     pval,
     signed,
@@ -144,6 +149,101 @@ def all_comparisons(
     return out
 
 
+@dataclass(frozen=True)
+class ClassGain:
+    """One configuration against its baseline on one emotion's recall (which classes gender-awareness moves)."""
+
+    config: str
+    baseline: str
+    emotion: str
+    recall: float  # pooled over the matched fold runs' test predictions
+    base_recall: float
+    test: stats.PairedTest  # per-fold recalls, seeds averaged within a fold
+    boot: stats.Interval
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.test.p_t is not None and self.test.p_t < ALPHA_LEVEL and self.boot.excludes_zero())
+
+
+def class_gains(
+    cells: Cells, confusions: RunConfusions, *, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED
+) -> list[ClassGain]:
+    """Per gender-aware configuration and emotion: recall minus its Emo-CLAP baseline's recall.
+
+    Paired over matched folds (each fold's recall from its runs' confusion counts, seeds averaged) and over
+    speakers (pooled predictions, the ablation's paired cluster bootstrap).
+    """
+    out = []
+    per_run = stats.recalls_of(confusions.counts.sum(axis=1))  # [R, K]
+    for config in cells.configs().query("variant != 'emo-clap'")["config"]:
+        base = cells.baseline_of(config)
+        if base is None:
+            continue
+        keys = cells.fold_seed_keys(config) & cells.fold_seed_keys(base)
+        ca, cb = confusions.pooled(config, keys), confusions.pooled(base, keys)
+        if ca is None or cb is None:
+            continue
+        fa, fb = (
+            _fold_recalls(cells, confusions, config, keys, per_run),
+            _fold_recalls(cells, confusions, base, keys, per_run),
+        )
+        common = sorted(set(fa.index) & set(fb.index))
+        recall_a, recall_b = stats.recalls_of(ca.sum(axis=0)), stats.recalls_of(cb.sum(axis=0))
+        for k, emotion in enumerate(CLASSES):
+            a, b = fa.loc[common, k].to_numpy(), fb.loc[common, k].to_numpy()
+            both = np.isfinite(a) & np.isfinite(b)  # a fold whose test set lacks the emotion has no recall
+            test = stats.paired_tests(a[both], b[both])
+            boot = stats.cluster_bootstrap(
+                lambda w, k=k, ca=ca, cb=cb: (
+                    stats.recalls_of(stats.pooled(ca, w))[:, k] - stats.recalls_of(stats.pooled(cb, w))[:, k]
+                ),
+                confusions.strata,
+                n_boot=n_boot,
+                seed=seed,
+            )
+            out.append(ClassGain(config, base, emotion, float(recall_a[k]), float(recall_b[k]), test, boot))
+    return out
+
+
+def _fold_recalls(
+    cells: Cells, confusions: RunConfusions, config: str, keys: set[tuple[int, int]], per_run: np.ndarray
+) -> pd.DataFrame:
+    """``[fold, K]`` recalls of ``config``'s runs with predictions among ``keys``, seeds averaged within a fold."""
+    rows = [
+        (fold, *per_run[confusions.run_index[run_id]])
+        for run_id, fold, seed in cells.members(config)
+        if (fold, seed) in keys and run_id in confusions.run_index
+    ]
+    frame = pd.DataFrame(rows, columns=["fold", *range(len(CLASSES))])
+    return frame.groupby("fold").mean()
+
+
+def class_gain_frame(gains: Sequence[ClassGain], summary: pd.DataFrame) -> pd.DataFrame:
+    info = summary.set_index("config")
+    return pd.DataFrame(
+        [
+            {
+                "encoder": info.loc[g.config, "encoder"],
+                "configuration": info.loc[g.config, "label"],
+                "baseline": info.loc[g.baseline, "label"],
+                "emotion": g.emotion,
+                "recall": g.recall,
+                "baseline_recall": g.base_recall,
+                "diff": g.recall - g.base_recall,
+                "fold_diff": g.test.mean_diff,
+                "n_pairs": g.test.n,
+                "p_t": g.test.p_t,
+                "p_wilcoxon": g.test.p_w,
+                "boot_low": g.boot.low,
+                "boot_high": g.boot.high,
+                "significant": g.significant,
+            }
+            for g in gains
+        ]
+    )
+
+
 # ---- text ----------------------------------------------------------------------------------------------
 
 
@@ -185,6 +285,7 @@ def markdown(
     seed: int,
     missing: int,
     figures: Sequence[str],
+    gains: Sequence[ClassGain] = (),
 ) -> str:
     labels = dict(zip(summary["config"], summary["label"], strict=True))
     lines = header_lines(head)
@@ -239,6 +340,8 @@ def markdown(
             lines += ["Findings:", "", *[f"- {s}" for s in found], ""]
         if not (rows["variant"] == "emo-clap").any():
             lines += ["*No Emo-CLAP runs for this encoder: nothing to compare with.*", ""]
+    if gains:
+        lines += class_gain_lines(gains, summary)
     sig = [c for c in comps if c.significant]
     lines += ["## Summary", ""]
     if not comps and not (summary["variant"] != "emo-clap").any():
@@ -259,6 +362,50 @@ def markdown(
         lines += [f"None of the {len(comps)} comparisons is significant.", ""]
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
+
+
+def class_gain_lines(gains: Sequence[ClassGain], summary: pd.DataFrame) -> list[str]:
+    """The *Per emotion* section: each configuration's recall change per emotion, and the significant ones."""
+    info = summary.set_index("config")
+    lines = [
+        "## Per emotion",
+        "",
+        "Recall of each emotion, the configuration minus Emo-CLAP of the same encoder, in percentage points: "
+        "the difference on the matched fold runs' pooled test predictions, with its 95 % speaker-bootstrap "
+        "interval. † paired t p < 0.05 over folds (each fold's recall, seeds averaged); **bold**: significant "
+        "(both). Which emotions a gender-aware variant helps or hurts.",
+        "",
+    ]
+    by_config: dict[str, dict[str, ClassGain]] = {}
+    for g in gains:
+        by_config.setdefault(g.config, {})[g.emotion] = g
+    for encoder in dict.fromkeys(info.loc[list(by_config), "encoder"]):
+        lines += [f"### {encoder}", ""]
+        table = []
+        for config, row in by_config.items():
+            if info.loc[config, "encoder"] != encoder:
+                continue
+            cells_ = [info.loc[config, "label"]]
+            for emotion in CLASSES:
+                g = row[emotion]
+                text = f"{signed(g.recall - g.base_recall)} [{signed(g.boot.low)}, {signed(g.boot.high)}]"
+                if g.test.p_t is not None and g.test.p_t < ALPHA_LEVEL:
+                    text += " †"
+                cells_.append(f"**{text}**" if g.significant else text)
+            table.append(cells_)
+        lines += md_table(["configuration", *(CLASS_WORDS[c] for c in CLASSES)], table)
+    sig = [g for g in gains if g.significant]
+    if sig:
+        lines += [f"{len(sig)} of {len(gains)} per-emotion recall changes are significant:", ""]
+        lines += [
+            f"- {info.loc[g.config, 'encoder']}: {info.loc[g.config, 'label']}, {CLASS_WORDS[g.emotion]} "
+            f"{signed(g.recall - g.base_recall)} points (recall {pct(g.recall)} vs {pct(g.base_recall)} %, "
+            f"paired t p = {pval(g.test.p_t)})"
+            for g in sig
+        ] + [""]
+    else:
+        lines += [f"None of the {len(gains)} per-emotion recall changes is significant.", ""]
+    return lines
 
 
 # ---- figures -------------------------------------------------------------------------------------------
@@ -358,6 +505,32 @@ def forest_figure(comps: Sequence[Comparison], labels: Mapping[str, str], title:
 # ---- entry point ---------------------------------------------------------------------------------------
 
 
+def class_gain_figure(gains: Sequence[ClassGain], labels: Mapping[str, str], title: str):
+    """Heat map: gender-aware configurations x emotions, the recall change against Emo-CLAP (* significant)."""
+    configs = list(dict.fromkeys(g.config for g in gains))
+    diff = np.full((len(configs), len(CLASSES)), np.nan)
+    sig = np.zeros_like(diff, dtype=bool)
+    for g in gains:
+        i, k = configs.index(g.config), CLASSES.index(g.emotion)
+        diff[i, k], sig[i, k] = 100 * (g.recall - g.base_recall), g.significant
+    finite = diff[np.isfinite(diff)]
+    limit = max(1.0, float(np.abs(finite).max()) if len(finite) else 1.0)
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.45 * len(configs)), dpi=110)
+    image = ax.imshow(diff, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(configs)):
+        for k in range(len(CLASSES)):
+            if np.isfinite(diff[i, k]):
+                dark = abs(diff[i, k]) > 0.6 * limit  # white on the deep ends of the colour map
+                text = f"{diff[i, k]:+.1f}" + ("*" if sig[i, k] else "")
+                ax.text(k, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.set_xticks(range(len(CLASSES)), [CLASS_WORDS[c] for c in CLASSES])
+    ax.set_yticks(range(len(configs)), [labels[c] for c in configs], fontsize=8)
+    fig.colorbar(image, ax=ax, label="recall − Emo-CLAP's (points)")
+    suptitle(fig, f"Per-emotion recall change vs Emo-CLAP (* significant)\n{title}")
+    fig.tight_layout()
+    return fig
+
+
 @dataclass(frozen=True)
 class AblationReport:
     folder: Path
@@ -367,6 +540,8 @@ class AblationReport:
     page: Path
     summary: pd.DataFrame
     comparisons: tuple[Comparison, ...]
+    class_gains: tuple[ClassGain, ...] = ()
+    classes_csv: Path | None = None
 
 
 def comparison_frame(summary: pd.DataFrame, comps: Sequence[Comparison]) -> pd.DataFrame:
@@ -414,11 +589,15 @@ def write_ablation_report(
     labels = dict(zip(summary["config"], summary["label"], strict=True))
     subtitle = f"{study_name} — {head['data']}\n{head['weights']}"
     figs = [folder.figure("ablation_alpha.png", alpha_figure(cells, summary, subtitle))]
+    gains = class_gains(cells, confusions, n_boot=n_boot, seed=seed) if confusions is not None else []
+    labels_enc = {c: f"{summary.set_index('config').loc[c, 'encoder']}: {labels[c]}" for c in labels}
     if comps:
-        labels_enc = {c: f"{summary.set_index('config').loc[c, 'encoder']}: {labels[c]}" for c in labels}
         figs.append(folder.figure("ablation_diff.png", forest_figure(comps, labels_enc, subtitle)))
-    text = markdown(summary, comps, head, n_boot, seed, len(preds.missing), [p.name for p in figs])
+    if gains:
+        figs.append(folder.figure("ablation_classes.png", class_gain_figure(gains, labels_enc, subtitle)))
+    text = markdown(summary, comps, head, n_boot, seed, len(preds.missing), [p.name for p in figs], gains)
     md = folder.text("ablation.md", text)
     csv = folder.csv("ablation.csv", comparison_frame(summary, comps))
+    classes_csv = folder.csv("ablation_classes.csv", class_gain_frame(gains, summary)) if gains else None
     page = folder.publish(tracker, study_tags)
-    return AblationReport(folder.path, md, csv, tuple(figs), page, summary, tuple(comps))
+    return AblationReport(folder.path, md, csv, tuple(figs), page, summary, tuple(comps), tuple(gains), classes_csv)

@@ -103,18 +103,33 @@ def test_markdown_states_which_differences_are_significant(report):
 def test_files_page_and_mlflow_artifacts(report, sim_store):
     _, main, _ = sim_store
     names = {p.name for p in report.folder.iterdir()}
-    assert {"ablation.md", "ablation.csv", "ablation_alpha.png", "ablation_diff.png", "index.html"} <= names
+    assert {
+        "ablation.md",
+        "ablation.csv",
+        "ablation_classes.csv",
+        "ablation_alpha.png",
+        "ablation_diff.png",
+        "ablation_classes.png",
+        "index.html",
+    } <= names
     assert not [n for n in names if n.endswith(".tmp")]
     for fig in report.figures:
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size < 400_000
     page = report.page.read_text()
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(embedded) == 2 and base64.b64decode(embedded[0])[:4] == b"\x89PNG"
+    assert len(embedded) == 3 and base64.b64decode(embedded[0])[:4] == b"\x89PNG"
     assert 'src="ablation' not in page and "<table>" in page
     study = main.runs("study")
     assert len(study) == 1
     logged = {a.path for a in main.client.list_artifacts(study[0].run_id, "reports")}
-    assert {"reports/ablation.md", "reports/ablation.csv", "reports/ablation_alpha.png", "reports/index.html"} <= logged
+    assert {
+        "reports/ablation.md",
+        "reports/ablation.csv",
+        "reports/ablation_classes.csv",
+        "reports/ablation_alpha.png",
+        "reports/ablation_classes.png",
+        "reports/index.html",
+    } <= logged
 
 
 def test_no_p_value_cases_are_explained(tmp_path):
@@ -159,3 +174,73 @@ def test_a_varying_temperature_is_part_of_the_configuration(tmp_path):
     for _, r in sl.iterrows():
         assert r["baseline"].endswith(f"T={r['model.temperature']}")
         assert abs(r["uar_diff"]) < 0.15
+
+
+def test_per_emotion_recall_changes_are_recomputed_from_the_raw_predictions(report, sim_store):
+    """Each emotion's recall change, its paired t-test over folds and its speaker bootstrap, redone by hand."""
+    from scipy.stats import ttest_rel
+    from sklearn.metrics import recall_score
+
+    _, main, _ = sim_store
+    runs = main.runs("cell", "FINISHED")
+    blobs = main.read_artifacts(runs, "predictions.csv")
+    preds = {r.run_id: pd.read_csv(io.BytesIO(blobs[r.run_id])) for r in runs}
+    by = {(r.params["variant"], int(r.params["fold"])): preds[r.run_id] for r in runs}
+    speakers = list(load_predictions(main, runs).speakers)
+    allp = pd.concat(preds.values())
+    genders = allp.groupby("speaker")["gender"].first().loc[speakers].to_numpy()
+    frame = pd.read_csv(report.classes_csv)
+    assert len(frame) == 2 * len(CLASSES)  # SL and ML against Emo-CLAP, 4 emotions each
+    for variant, label in (("sl-gemo-clap", "SL-GEmo-CLAP α=0.8"), ("ml-gemo-clap", "ML-GEmo-CLAP α=0.8")):
+        pooled_a = pd.concat(by[variant, f] for f in range(1, 6))
+        pooled_b = pd.concat(by["emo-clap", f] for f in range(1, 6))
+        ra = recall_score(pooled_a["emotion"], pooled_a["predicted"], labels=list(CLASSES), average=None)
+        rb = recall_score(pooled_b["emotion"], pooled_b["predicted"], labels=list(CLASSES), average=None)
+
+        def counts(p):
+            return np.stack(
+                [
+                    confusion_matrix(
+                        p[p["speaker"] == s]["emotion"], p[p["speaker"] == s]["predicted"], labels=list(CLASSES)
+                    )
+                    for s in speakers
+                ]
+            ).astype(float)
+
+        ca, cb = counts(pooled_a), counts(pooled_b)
+        for k, emotion in enumerate(CLASSES):
+            row = frame[(frame["configuration"] == label) & (frame["emotion"] == emotion)].iloc[0]
+            assert row["baseline"] == "Emo-CLAP"
+            assert (row["recall"], row["baseline_recall"]) == pytest.approx((ra[k], rb[k]))
+            fa = [
+                recall_score(
+                    by[variant, f]["emotion"], by[variant, f]["predicted"], labels=list(CLASSES), average=None
+                )[k]
+                for f in range(1, 6)
+            ]
+            fb = [
+                recall_score(
+                    by["emo-clap", f]["emotion"], by["emo-clap", f]["predicted"], labels=list(CLASSES), average=None
+                )[k]
+                for f in range(1, 6)
+            ]
+            assert row["fold_diff"] == pytest.approx(np.mean(np.subtract(fa, fb)))
+            assert row["p_t"] == pytest.approx(ttest_rel(fa, fb).pvalue)
+            iv = stats.cluster_bootstrap(
+                lambda w, k=k, ca=ca, cb=cb: (
+                    stats.recalls_of(stats.pooled(ca, w))[:, k] - stats.recalls_of(stats.pooled(cb, w))[:, k]
+                ),
+                genders,
+                n_boot=1000,
+                seed=0,
+            )
+            assert (row["boot_low"], row["boot_high"]) == pytest.approx((iv.low, iv.high))
+            assert row["significant"] == (row["p_t"] < 0.05 and (iv.low > 0 or iv.high < 0))
+    md = report.markdown.read_text()
+    assert "## Per emotion" in md and "| configuration | neutral | happy | angry | sad |" in md
+    assert "![ablation_classes.png](ablation_classes.png)" in md
+    n_sig = int(frame["significant"].sum())
+    assert (f"{n_sig} of 8 per-emotion recall changes are significant:" in md) == (n_sig > 0)
+    # simulated: SL is better on every speaker, ML equal to Emo-CLAP
+    sl = frame[frame["configuration"].str.startswith("SL")]
+    assert (sl["diff"] > 0).all() and sl["significant"].any()
