@@ -428,7 +428,11 @@ def _check_device(study: Study, cells: list[CellSpec]) -> Finding:
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         memory = torch.cuda.get_device_properties(0).total_memory / 2**30
-        detail = f"{torch.cuda.device_count()} x {name} ({memory:.0f} GiB), torch {torch.__version__}"
+        count = torch.cuda.device_count()
+        detail = f"{count} x {name} ({memory:.0f} GiB), torch {torch.__version__}"
+        index = torch.device(device).index if device.startswith("cuda") else None
+        if index is not None and index >= count:
+            return Finding("device", device, "fail", f"train.device = {device!r}, but this machine has {detail}")
         if precision in ("auto", "bf16") and not torch.cuda.is_bf16_supported():
             return Finding("device", device, "warn", f"{detail}: no bf16 on this GPU; set train.precision = 'fp32'")
         return Finding("device", device, "ok", detail)
@@ -437,6 +441,10 @@ def _check_device(study: Study, cells: list[CellSpec]) -> Finding:
         gpus = study.executor.gpus_per_task
         if gpus == 0 and device.startswith("cuda"):
             return Finding("device", device, "fail", f"train.device = {device!r} but executor.gpus_per_task = 0")
+        if gpus == 0 and pretrained:
+            return Finding(
+                "device", device, "warn", "executor.gpus_per_task = 0: the pre-trained encoders would fine-tune on CPU"
+            )
         return Finding("device", device, "ok", f"{here}; each Slurm task asks for {gpus} GPU(s)")
     if device.startswith("cuda"):
         return Finding("device", device, "fail", f"train.device = {device!r}, but {here}")
@@ -447,7 +455,7 @@ def _check_device(study: Study, cells: list[CellSpec]) -> Finding:
             "warn",
             f"{here}: the pre-trained encoders would fine-tune on CPU, far slower than on a GPU",
         )
-    return Finding("device", device, "ok", f"{here}: CPU, fp32")
+    return Finding("device", device, "ok", f"{here}: CPU, {'bf16 autocast' if precision == 'bf16' else 'fp32'}")
 
 
 def disk_needs(study: Study, todo: list[CellSpec], params: dict[str, int | None], workers: int) -> dict:

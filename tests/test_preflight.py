@@ -368,3 +368,23 @@ def test_a_dialog_subset_is_named_and_counted(tmp_path):
     assert n < 100
     assert data.level == "ok" and "embedded corpus (improvised dialogs) at " in data.detail
     assert f": {n} utterances" in data.detail
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the findings for a machine without CUDA")
+def test_device_findings_without_cuda(tmp_path):
+    def device(audio: str, *overrides: str):
+        path = write_study(tmp_path, audio=audio)
+        (finding,) = by_area(check_study(load_study(path, list(overrides))))["device"]
+        return finding.level, finding.detail
+
+    assert device('["tiny-wavlm"]') == ("ok", f"no CUDA on this machine (torch {torch.__version__}): CPU, fp32")
+    level, detail = device('["tiny-wavlm"]', 'train.precision="bf16"')
+    assert level == "ok" and detail.endswith("CPU, bf16 autocast")
+    level, detail = device('["wavlm-base-plus"]')
+    assert level == "warn" and "would fine-tune on CPU" in detail
+    level, detail = device('["tiny-wavlm"]', 'train.device="cuda:1"')
+    assert level == "fail" and "train.device = 'cuda:1'" in detail
+    level, detail = device('["wavlm-base-plus"]', 'executor.kind="slurm"', "executor.gpus_per_task=0")
+    assert level == "warn" and "executor.gpus_per_task = 0" in detail
+    level, detail = device('["wavlm-base-plus"]', 'executor.kind="slurm"')
+    assert level == "ok" and detail.endswith("each Slurm task asks for 1 GPU(s)")
