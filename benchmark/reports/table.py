@@ -32,6 +32,15 @@ PAPER_RESULTS: dict[tuple[str, str], dict[str, float]] = {
     ("wavlm", "sl-gemo-clap"): {"war": 83.16, "uar": 81.43},
 }
 
+# Other systems on IEMOCAP's 4-class task, as PAPER.md lists them: frozen encoders, other heads or other
+# splits, so context for a reproduction rather than rows to compare with. Percentages; None: not reported.
+LITERATURE: tuple[dict, ...] = (
+    {"system": "SUPERB ER, frozen WavLM-Large", "protocol": "as SUPERB defines it", "war": 70.03, "uar": None},
+    {"system": "EmoBox, frozen WavLM-Large", "protocol": "leave-one-session-out", "war": 69.07, "uar": 69.47},
+    {"system": "emotion2vec, linear head", "protocol": "leave-one-session-out", "war": 71.79, "uar": None},
+    {"system": "GMP-ATL (the same authors), HuBERT", "protocol": "as reported", "war": 80.0, "uar": 82.0},
+)
+
 
 def encoder_family(encoder: str) -> str:
     name = encoder.lower().rsplit("/", 1)[-1]
@@ -178,7 +187,26 @@ def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -
             )
             + " |"
         )
+    if header["data"].startswith("IEMOCAP"):
+        lines += ["", *context_lines()]
     return "\n".join(lines) + "\n"
+
+
+def context_lines() -> list[str]:
+    """Other published systems on IEMOCAP's 4 classes (:data:`LITERATURE`), for a reproduction on IEMOCAP."""
+    lines = [
+        "## Context",
+        "",
+        "Other systems on IEMOCAP's 4 classes, as published (WAR / UAR in %). Frozen encoders, other heads or "
+        "other splits: context for the figures above, not a comparison.",
+        "",
+        "| system | protocol | WAR | UAR |",
+        "|---|---|---|---|",
+    ]
+    for row in LITERATURE:
+        war, uar = (("–" if v is None else f"{v:.2f}") for v in (row["war"], row["uar"]))
+        lines.append(f"| {row['system']} | {row['protocol']} | {war} | {uar} |")
+    return lines
 
 
 def _seed_cells(r: pd.Series) -> list[str]:

@@ -162,3 +162,15 @@ def test_the_header_names_a_dialog_subset():
     )
     assert describe_source(frame)["data"] == "IEMOCAP, dialogs: improvised (fingerprint abc)"
     assert describe_source(frame.assign(data_subset="all"))["data"] == "IEMOCAP (fingerprint abc)"
+
+
+def test_context_rows_only_under_an_iemocap_table():
+    from benchmark.reports.table import LITERATURE, markdown
+
+    table = summarize_table(cells(), ["org/my_model#1", "tiny-wavlm"])
+    md = markdown(table, HEADER, 3)
+    assert "## Context" in md
+    assert "| EmoBox, frozen WavLM-Large | leave-one-session-out | 69.07 | 69.47 |" in md
+    assert sum(line.startswith("| ") for line in md.split("## Context")[1].splitlines()) == len(LITERATURE) + 1
+    embedded = markdown(table, {**HEADER, "data": "embedded corpus (generated, IEMOCAP format)"}, 3)
+    assert "## Context" not in embedded
