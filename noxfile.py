@@ -156,11 +156,12 @@ def throughput(session: nox.Session) -> None:
 
 @nox.session
 def search(session: nox.Session) -> None:
-    """Search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml), then report it."""
+    """Check, search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml), report."""
     _install(session)
     study = "studies/search_embedded.toml"
-    session.run("gemo-bench", "search", study, "--workers", "2", *session.posargs)
     overrides = [a for a in session.posargs if "=" in a and not a.startswith("-")]  # key=value, not --options
+    session.run("gemo-bench", "check", study, *overrides, "--search", "--workers", "2")
+    session.run("gemo-bench", "search", study, "--workers", "2", *session.posargs)
     session.run("gemo-bench", "report", "search", study, *overrides)
     session.log(f"report: reports/{Path(study).stem}/search.md (+ search.csv, search_trials.csv, search.png)")
     session.log("rerun to resume the search, or pass --trials N to extend it")

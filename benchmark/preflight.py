@@ -12,6 +12,7 @@ check looks at each of those at once, from the submitting machine, and reports e
   the study's ``transformers``; ``--download`` fetches missing ones first (on a login node with network);
 - **device**: CUDA where the study asks for it, bf16 where autocast will use it;
 - **disk**: free space where the store keeps resume states and models against what the study will write;
+- **cache**: ``$GEMO_CACHE/features`` can be written where frozen audio encoders cache their features;
 - **executor**: ``sbatch`` and the partition for Slurm (``sinfo``), a folder the tasks can write;
 - **search** (studies with a ``[search]`` table, or ``--search``): the Optuna storage can be written.
 
@@ -107,6 +108,9 @@ def check_study(study: Study, *, workers: int = 1, search: bool | None = None, d
     out.findings.append(_check_device(study, cells))
     out.disk = disk_needs(study, todo, out.params, workers)
     out.findings.append(_check_disk(study, todo, out.disk))
+    cache = _check_cache(study, cells)
+    if cache is not None:
+        out.findings.append(cache)
     out.findings.extend(_check_executor(study))
     if study.search != SearchSpec() if search is None else search:
         out.findings.append(_check_search(study))
@@ -514,6 +518,25 @@ def _check_disk(study: Study, todo: list[CellSpec], needs: dict) -> Finding:
             "tracking.log_models = false, or free space"
         )
     return Finding("disk", str(folder), level, detail)
+
+
+def _check_cache(study: Study, cells: list[CellSpec]) -> Finding | None:
+    """The feature cache under ``$GEMO_CACHE`` must be writable when frozen audio encoders use it."""
+    from benchmark.data.synthetic import default_cache_dir
+
+    if not any(c.train.freeze_encoders in ("audio", "all") and c.train.feature_cache for c in cells):
+        return None
+    folder = default_cache_dir() / "features"
+    problem = probe_writable(folder)
+    if problem:
+        return Finding(
+            "cache",
+            str(folder),
+            "fail",
+            f"the frozen encoders' feature cache is not writable: {problem}; set GEMO_CACHE to a writable "
+            "folder, or train.feature_cache = false",
+        )
+    return Finding("cache", str(folder), "ok", "writable: frozen audio encoders pool each utterance once")
 
 
 def _check_executor(study: Study) -> list[Finding]:

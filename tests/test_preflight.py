@@ -388,3 +388,15 @@ def test_device_findings_without_cuda(tmp_path):
     assert level == "warn" and "executor.gpus_per_task = 0" in detail
     level, detail = device('["wavlm-base-plus"]', 'executor.kind="slurm"')
     assert level == "ok" and detail.endswith("each Slurm task asks for 1 GPU(s)")
+
+
+def test_the_feature_cache_is_checked_for_frozen_encoders(tmp_path, monkeypatch):
+    path = write_study(tmp_path, train='freeze_encoders = "audio"')
+    (tmp_path / "cache-file").write_text("a file where GEMO_CACHE's folder should be\n")
+    assert "cache" not in by_area(check_study(load_study(path, ['train.freeze_encoders="none"'])))
+    (cache,) = by_area(check_study(load_study(path)))["cache"]
+    assert cache.level == "ok"
+    monkeypatch.setenv("GEMO_CACHE", str(tmp_path / "cache-file"))
+    study = load_study(path, ['data.corpus="iemocap"', f'data.root="{tmp_path}"'])  # no corpus generation
+    (cache,) = by_area(check_study(study))["cache"]
+    assert cache.level == "fail" and "cache-file is not a directory" in cache.detail
