@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_boot_args(mech)
     mech.set_defaults(func=cmd_report_mechanism)
 
+    cmp = report.add_parser(
+        "compare", help="two runs of the same grid (machines, versions, precision): do they agree, and what changed"
+    )
+    cmp.add_argument("study", help="study A (its report folder gets the comparison)")
+    cmp.add_argument("other", help="study B: the same grid, run elsewhere or otherwise")
+    cmp.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    _add_boot_args(cmp)
+    cmp.set_defaults(func=cmd_report_compare)
+
     reg = sub.add_parser("regression", help="run a small study afresh and compare WAR/UAR with a baseline")
     reg.add_argument("study", help="study file (default CI subset: studies/ci_subset.toml)")
     reg.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys")
@@ -773,6 +782,28 @@ def cmd_report_mechanism(args: argparse.Namespace) -> int:
     options = _report_options(study, tags, args)
     _print_report(
         mechanism.write_mechanism_report(tracker, ctrl_tracker, study.name, control.name, Path(args.out), **options)
+    )
+    return 0
+
+
+def cmd_report_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.reports import compare
+    from benchmark.studies import load_study
+    from benchmark.tracking import resolve_uri
+
+    study, other = load_study(args.study), load_study(args.other)
+    same_store = resolve_uri(study.tracking.uri) == resolve_uri(other.tracking.uri)
+    if same_store and study.experiment_name == other.experiment_name:  # before either store is opened
+        raise compare.ComparePairError(
+            f"{args.study} / {args.other}: both log to experiment {study.experiment_name!r} of the same store; "
+            "point one at another store (tracking.uri) or experiment"
+        )
+    (tracker, tags), (other_tracker, _) = _tracker_of(study), _tracker_of(other)
+    options = _report_options(study, tags, args)
+    _print_report(
+        compare.write_compare_report(tracker, other_tracker, study.name, other.name, Path(args.out), **options)
     )
     return 0
 

@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "search.md": "Searches",
     "cross_corpus.md": "Cross-corpus",
     "mechanism.md": "Mechanism",
+    "compare.md": "Comparison",
 }
 
 _STYLE = """
