@@ -20,14 +20,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from benchmark.data.records import CLASSES
+from benchmark.data.records import CLASSES, GENDERS
 from benchmark.reports import stats
 from benchmark.reports.common import (
     Cells,
@@ -82,6 +82,7 @@ class Reproduction:
     tests: Mapping[str, stats.PairedTest]  # metric -> A − B over matched folds
     boots: Mapping[str, stats.Interval | None]  # metric -> pooled A − B on the shared utterances
     agreement: Agreement | None
+    genders: Mapping[str, tuple[float, float, stats.PairedTest]] = field(default_factory=dict)  # UAR: A, B, A − B
 
     def significant(self, metric: str) -> bool:
         t, b = self.tests[metric], self.boots[metric]
@@ -118,6 +119,13 @@ def compare_studies(
             common = sorted(set(fa.index) & set(fb.index))
             tests[m] = stats.paired_tests(fa.loc[common].to_numpy(), fb.loc[common].to_numpy())
             figures[m] = (*_mean_std(fa), *_mean_std(fb))
+        genders = {}
+        for g in GENDERS:
+            fa, fb = a.fold_values(config, f"test_uar_{g}"), b.fold_values(config, f"test_uar_{g}")
+            common = sorted(set(fa.index) & set(fb.index))
+            if common:
+                test = stats.paired_tests(fa.loc[common].to_numpy(), fb.loc[common].to_numpy())
+                genders[g] = (float(fa.loc[common].mean()), float(fb.loc[common].mean()), test)
         pairs = _matched_runs(a, b, config)
         merged = _merge(pairs, preds_a, preds_b)
         agreement = None
@@ -147,6 +155,7 @@ def compare_studies(
                 tests,
                 boots,
                 agreement,
+                genders,
             )
         )
     return out
@@ -294,6 +303,28 @@ def markdown(
         u = m.upper()
         cols += [f"{u} {a}", f"{u} {b}", f"Δ {u}", f"bootstrap Δ {u} [95 %]"]
     lines += md_table([*cols, "same", "κ", "verdict"], rows)
+    gender_rows = []
+    for r in result:
+        row = [r.encoder, r.label]
+        for g in GENDERS:
+            if g not in r.genders:
+                row += ["–"] * 3
+                continue
+            mean_a, mean_b, t = r.genders[g]
+            row += [pct(mean_a), pct(mean_b), f"{signed(t.mean_diff)} (p {pval(t.p_t)})"]
+        gender_rows.append(row)
+    if any(r.genders for r in result):
+        lines += [
+            "### Per gender",
+            "",
+            "Test UAR of each gender's utterances in %, mean over matched folds, and the difference A − B with "
+            "a paired t-test over folds: a change that moves one gender and not the other shows here first.",
+            "",
+        ]
+        cols = ["encoder", "configuration"]
+        for g in GENDERS:
+            cols += [f"UAR {g} {a}", f"UAR {g} {b}", f"Δ UAR {g}"]
+        lines += md_table(cols, gender_rows)
     lines += ["## Summary", "", *summary_lines(result, names), ""]
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
@@ -321,6 +352,14 @@ def summary_lines(result: Sequence[Reproduction], names: tuple[str, str]) -> lis
             f"No matched runs share test utterances with predictions, so {names[0]} and {names[1]} are "
             "compared over folds only."
         )
+    moved = [
+        f"{r.encoder}: {r.label}, {g} {signed(t.mean_diff)} (p {pval(t.p_t)})"
+        for r in result
+        for g, (_, _, t) in r.genders.items()
+        if t.p_t is not None and t.p_t < ALPHA_LEVEL
+    ]
+    if moved:
+        out.append(f"Per-gender UAR moved (paired t p < {ALPHA_LEVEL}) in: {'; '.join(moved)}.")
     for r in differ:
         parts = [
             f"{m.upper()} {signed(r.tests[m].mean_diff)} (p {pval(r.tests[m].p_t)})"
@@ -394,6 +433,8 @@ def result_frame(result: Sequence[Reproduction]) -> pd.DataFrame:
                 f"{m}_boot_high": b.high if b else None,
                 f"{m}_significant": r.significant(m),
             }
+        for g, (mean_a, mean_b, t) in r.genders.items():
+            row |= {f"uar_{g}_a": mean_a, f"uar_{g}_b": mean_b, f"uar_{g}_diff": t.mean_diff, f"uar_{g}_p_t": t.p_t}
         ag = r.agreement
         row |= {
             "shared_utterances": ag.utterances if ag else 0,

@@ -155,3 +155,20 @@ def test_one_study_in_two_stores_is_told_apart_and_the_same_runs_twice_is_an_err
     err = capsys.readouterr().err
     assert code == 2 and "both log to experiment 'repro_a' of the same store" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_per_gender_uar_differences_over_folds(report, stores):
+    _, a, b = stores
+    frame = pd.read_csv(report.csv).set_index("configuration")
+    for g in ("F", "M"):
+        fa = _fold_metric(a, "sl-gemo-clap", f"uar_{g}")
+        fb = _fold_metric(b, "sl-gemo-clap", f"uar_{g}")
+        row = frame.loc["SL-GEmo-CLAP α=0.8"]
+        assert (row[f"uar_{g}_a"], row[f"uar_{g}_b"]) == pytest.approx((np.mean(fa), np.mean(fb)))
+        assert row[f"uar_{g}_diff"] == pytest.approx(np.mean(np.subtract(fa, fb)))
+        assert row[f"uar_{g}_p_t"] == pytest.approx(ttest_rel(fa, fb).pvalue)
+        assert frame.loc["Emo-CLAP", f"uar_{g}_diff"] == 0.0
+    md = report.markdown.read_text()
+    assert "### Per gender" in md and "| encoder | configuration | UAR F repro_a | UAR F repro_b | Δ UAR F |" in md
+    moved = frame.loc["SL-GEmo-CLAP α=0.8", ["uar_F_p_t", "uar_M_p_t"]].lt(0.05)
+    assert ("Per-gender UAR moved" in md) == bool(moved.any())
