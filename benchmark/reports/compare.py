@@ -96,6 +96,10 @@ class Reproduction:
         differ = [m.upper() for m in METRICS if self.significant(m)]
         if differ:
             return f"differ significantly in {' and '.join(differ)}"
+        if a is None:  # no shared predictions, so no bootstrap: the folds alone speak
+            by_folds = [m.upper() for m in METRICS if (p := self.tests[m].p_t) is not None and p < ALPHA_LEVEL]
+            if by_folds:
+                return f"differ over folds in {' and '.join(by_folds)} (no shared predictions to confirm)"
         return "agree within noise"
 
 
@@ -364,9 +368,9 @@ def summary_lines(result: Sequence[Reproduction], names: tuple[str, str]) -> lis
         parts = [
             f"{m.upper()} {signed(r.tests[m].mean_diff)} (p {pval(r.tests[m].p_t)})"
             for m in METRICS
-            if r.significant(m)
+            if m.upper() in r.verdict
         ]
-        out.append(f"- {r.encoder}: {r.label}: {', '.join(parts)} points, {names[0]} − {names[1]}.")
+        out.append(f"- {r.encoder}: {r.label}: {', '.join(parts)} points, {names[0]} − {names[1]} ({r.verdict}).")
     return out
 
 

@@ -172,3 +172,18 @@ def test_per_gender_uar_differences_over_folds(report, stores):
     assert "### Per gender" in md and "| encoder | configuration | UAR F repro_a | UAR F repro_b | Δ UAR F |" in md
     moved = frame.loc["SL-GEmo-CLAP α=0.8", ["uar_F_p_t", "uar_M_p_t"]].lt(0.05)
     assert ("Per-gender UAR moved" in md) == bool(moved.any())
+
+
+def test_without_shared_predictions_the_folds_alone_speak(stores):
+    from benchmark.reports.common import load_cells
+    from benchmark.reports.compare import compare_studies, summary_lines
+
+    _, a, b = stores
+    result = compare_studies(load_cells(a, "repro_a"), load_cells(b, "repro_b"), {}, {}, n_boot=100)
+    by = {r.label: r for r in result}
+    assert all(r.agreement is None and r.boots == {"war": None, "uar": None} for r in result)
+    assert by["SL-GEmo-CLAP α=0.8"].verdict == "differ over folds in WAR and UAR (no shared predictions to confirm)"
+    assert by["Emo-CLAP"].verdict == "agree within noise"  # equal on every fold: no p-value, no difference
+    lines = summary_lines(result, ("a", "b"))
+    assert lines[1].startswith("No matched runs share test utterances with predictions")
+    assert lines[-1].startswith("- tiny-wavlm: SL-GEmo-CLAP α=0.8: WAR +")
