@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from benchmark.models.presets import HUB_PRESETS, EncoderRef, hub_config, resolv
 from benchmark.provenance import redact_uri
 from benchmark.runner import data_fingerprint
 from benchmark.studies import SearchSpec, Study, cell_id
-from benchmark.tracking import Tracker, local_store_dir, resolve_uri, state_dir
+from benchmark.tracking import Tracker, local_store_dir, probe_writable, resolve_uri, state_dir
 
 LEVELS = ("ok", "warn", "fail")
 GB = 1e9
@@ -266,24 +265,6 @@ def _check_store(study: Study, cells: list[CellSpec], fp: str | None) -> tuple[F
     mine = {cell_id(c, fp) for c in cells} & finished
     detail = f"experiment {study.experiment_name!r}: {len(mine)} of the {len(cells)} cells finished"
     return Finding("store", shown, "ok", detail), mine
-
-
-def probe_writable(folder: Path) -> str | None:
-    """None if a file can be written in ``folder`` (or, if it does not exist yet, in its nearest existing
-    ancestor, where it would be created); else the reason. The probe file is deleted at once."""
-    target = Path(folder)
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    if not target.is_dir():
-        return f"{target} is not a directory"
-    try:
-        with tempfile.TemporaryFile(dir=target) as probe:
-            probe.write(b"gemo-bench")
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 # -- encoders ----------------------------------------------------------------------------------------------

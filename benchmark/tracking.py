@@ -527,13 +527,29 @@ def _check_writable(store: Path, uri: str) -> None:
     """
     try:
         store.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=store) as probe:
+    except OSError as exc:
+        raise StoreError(f"{store}: the MLflow store ({uri}) is not writable: {exc.strerror or exc}") from exc
+    problem = probe_writable(store)
+    if problem is not None:
+        raise StoreError(f"{store}: the MLflow store ({uri}) is not writable: {problem}")
+
+
+def probe_writable(folder: Path) -> str | None:
+    """None if a file can be written in ``folder`` (or, if it does not exist yet, in its nearest existing
+    ancestor, where it would be created); else the OS reason. The probe file is deleted at once."""
+    target = Path(folder)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        return f"{target} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=target) as probe:
             probe.write(b"gemo-bench")
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise StoreError(f"{store}: the MLflow store ({uri}) is not writable: {reason}") from exc
+        return exc.strerror or str(exc)
+    return None
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -206,12 +206,10 @@ def _speaker_counts(merged: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nd
     k_index = {c: i for i, c in enumerate(CLASSES)}
     s = merged["speaker"].map(s_index).to_numpy()
     t = merged["emotion_a"].map(k_index).to_numpy()
-    counts = []
-    for side in ("predicted_a", "predicted_b"):
-        p = merged[side].map(k_index).to_numpy()
-        c = np.zeros((len(speakers), len(CLASSES), len(CLASSES)))
-        np.add.at(c, (s, t, p), 1)
-        counts.append(c)
+    counts = [
+        stats.speaker_confusions(s, t, merged[side].map(k_index).to_numpy(), len(speakers), len(CLASSES))
+        for side in ("predicted_a", "predicted_b")
+    ]
     strata = merged.groupby("speaker")["gender"].first().loc[speakers].to_numpy()
     return counts[0], counts[1], strata
 
