@@ -36,6 +36,7 @@ from benchmark.config import CellSpec
 from benchmark.data.folds import split_fold
 from benchmark.data.records import CLASSES, GENDERS, Utterance
 from benchmark.models.presets import HUB_PRESETS, EncoderRef, hub_config, resolve_encoder
+from benchmark.perf.cost import train_audio_seconds
 from benchmark.provenance import redact_uri
 from benchmark.runner import data_fingerprint
 from benchmark.studies import SearchSpec, Study, cell_id
@@ -114,7 +115,7 @@ def check_study(study: Study, *, workers: int = 1, search: bool | None = None, d
     if study.search != SearchSpec() if search is None else search:
         out.findings.append(_check_search(study))
     if records is not None:
-        out.train_audio_seconds = _train_audio_seconds(todo, records)
+        out.train_audio_seconds = train_audio_seconds(todo, records)
     return out
 
 
@@ -198,25 +199,6 @@ def _check_folds(records: list[Utterance], cells: list[CellSpec]) -> list[Findin
                 )
             )
     return out
-
-
-def _train_audio_seconds(cells: list[CellSpec], records: list[Utterance]) -> float:
-    total = 0.0
-    splits: dict[tuple, float] = {}
-    for cell in cells:
-        cfg = cell.train
-        key = (cell.fold, cell.seed, cfg.val_fraction, cfg.val_strategy, cfg.max_seconds)
-        if key not in splits:
-            try:
-                fold = split_fold(
-                    records, cell.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=cell.seed
-                )
-            except ValueError:
-                splits[key] = 0.0
-            else:
-                splits[key] = sum(min(r.duration, cfg.max_seconds) for r in fold.train)
-        total += cfg.epochs * splits[key]
-    return total
 
 
 # -- store -------------------------------------------------------------------------------------------------

@@ -10,9 +10,12 @@ once) are not included, nor is early stopping: the estimate is for the full epoc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from benchmark.config import CellSpec
 from benchmark.data.folds import split_fold
 from benchmark.data.iemocap import EXPECTED_COUNTS
+from benchmark.data.records import Utterance
 from benchmark.perf.durations import DurationModel
 from benchmark.studies import Study
 
@@ -28,6 +31,26 @@ def iemocap_train_utterances(test_session: int, val_fraction: float, val_strateg
     return rest - math.ceil(val_fraction * rest)
 
 
+def train_audio_seconds(cells: Sequence[CellSpec], records: Sequence[Utterance]) -> float:
+    """Audio seconds the cells' training steps go through: epochs x their fold's cropped training audio."""
+    total = 0.0
+    splits: dict[tuple, float] = {}
+    for cell in cells:
+        cfg = cell.train
+        key = (cell.fold, cell.seed, cfg.val_fraction, cfg.val_strategy, cfg.max_seconds)
+        if key not in splits:
+            try:
+                fold = split_fold(
+                    records, cell.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=cell.seed
+                )
+            except ValueError:  # a fold the data lacks trains nothing (the study's check names it)
+                splits[key] = 0.0
+            else:
+                splits[key] = sum(min(r.duration, cfg.max_seconds) for r in fold.train)
+        total += cfg.epochs * splits[key]
+    return total
+
+
 def study_train_audio_seconds(study: Study, durations: DurationModel | None = None) -> dict:
     """Audio seconds that the study's training steps go through, summed over its cells and epochs.
 
@@ -36,19 +59,14 @@ def study_train_audio_seconds(study: Study, durations: DurationModel | None = No
     """
     durations = durations or DurationModel.iemocap()
     cells = study.cells()
-    records = study.data.load() if study.data.corpus == "embedded" else None
-    total = 0.0
-    for cell in cells:
-        cfg = cell.train
-        if records is None:
+    if study.data.corpus == "embedded":
+        total = train_audio_seconds(cells, study.data.load())
+    else:
+        total = 0.0
+        for cell in cells:
+            cfg = cell.train
             n = iemocap_train_utterances(cell.fold, cfg.val_fraction, cfg.val_strategy)
-            seconds = n * durations.cropped_mean(cfg.max_seconds)
-        else:
-            fold = split_fold(
-                records, cell.fold, val_fraction=cfg.val_fraction, val_strategy=cfg.val_strategy, seed=cell.seed
-            )
-            seconds = sum(min(r.duration, cfg.max_seconds) for r in fold.train)
-        total += cfg.epochs * seconds
+            total += cfg.epochs * n * durations.cropped_mean(cfg.max_seconds)
     return {
         "study": study.name,
         "corpus": study.data.corpus,
