@@ -174,12 +174,16 @@ def fake_finished_runs(tracker: Tracker) -> None:
 
 
 def report_files(folder: Path) -> dict[str, bytes]:
-    """Every file in ``folder``, the markdown without its one timestamped line."""
+    """Every file in ``folder``, the markdown and the LaTeX without their one timestamped line (to the minute,
+    so two writes a few seconds apart may straddle a minute)."""
+    stamps = {"table.md": b"- **generated**", "table.tex": b"% generated:"}
     out = {}
     for p in sorted(folder.iterdir()):
         data = p.read_bytes()
-        if p.name == "table.md":
-            data = b"\n".join(line for line in data.split(b"\n") if not line.startswith(b"- **generated**"))
+        if p.name in stamps:
+            kept = [line for line in data.split(b"\n") if not line.startswith(stamps[p.name])]
+            assert len(kept) == data.count(b"\n"), f"{p.name}: expected one timestamped line"
+            data = b"\n".join(kept)
         out[p.name] = data
     return out
 
