@@ -285,7 +285,7 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    from benchmark.data.sources import CORPORA
+    from benchmark.data.sources import CORPORA, SUBSETS
     from benchmark.data.synthetic import DEFAULT_SIZE
 
     g = p.add_argument_group(
@@ -306,7 +306,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--subset",
-        choices=("all", "improvised", "scripted"),
+        choices=SUBSETS,
         default="all",
         help="IEMOCAP-format corpora: all dialogs (default), or only the improvised or the scripted ones",
     )
