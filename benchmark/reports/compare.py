@@ -29,6 +29,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from benchmark.data.records import CLASSES, GENDERS
 from benchmark.reports import stats
+from benchmark.reports.ablation import ALPHA_LEVEL, METRICS
 from benchmark.reports.common import (
     Cells,
     ReportFolder,
@@ -45,8 +46,6 @@ from benchmark.reports.common import (
 from benchmark.reports.plots import plt
 from benchmark.tracking import Tracker
 
-METRICS = ("war", "uar")
-ALPHA_LEVEL = 0.05
 # run parameters that tell cells apart rather than describe how they ran
 _CELL_KEYS = {"fold", "seed"}
 # provenance tags worth comparing (the rest are run bookkeeping: ids, pids, hosts, names)
