@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 DEFAULT_BOOT = 2000
 DEFAULT_LEVEL = 0.95
@@ -210,3 +210,27 @@ def t_interval(values: Sequence[float], level: float = DEFAULT_LEVEL) -> tuple[f
         return math.nan, math.nan
     half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
     return float(v.mean() - half), float(v.mean() + half)
+
+
+def paired_mde(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test over ``n`` folds detects with ``power``.
+
+    ``sd`` is the standard deviation of the per-fold differences. Exact, through the noncentral t
+    distribution (``scipy.stats.nct``): the power at a true difference δ is the chance that
+    |t| exceeds the critical value when t has ``n − 1`` degrees of freedom and noncentrality δ√n / sd.
+    NaN with fewer than two folds or no spread. A difference that is not significant is only evidence of
+    no effect larger than this.
+    """
+    if n < 2 or not (math.isfinite(sd) and sd > 0):
+        return math.nan
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(delta: float) -> float:
+        nc = delta * math.sqrt(n) / sd
+        return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)) - power
+
+    high = sd
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10 * sd))

@@ -165,3 +165,26 @@ def test_t_interval_by_hand():
     half = 4.302653 / math.sqrt(3)  # t(0.975, df 2) = 4.302653, sd 1
     assert low == pytest.approx(2 - half, rel=1e-6) and high == pytest.approx(2 + half, rel=1e-6)
     assert all(math.isnan(v) for v in stats.t_interval([1.0]))
+
+
+@pytest.mark.parametrize(("n", "sd"), [(5, 0.03), (10, 0.01)])
+def test_detectable_difference_has_the_stated_power_by_simulation(n, sd):
+    """Paired t-tests on simulated fold differences reject at the detectable difference 80 % of the time."""
+    mde = stats.paired_mde(sd, n)
+    rng = np.random.default_rng(7)
+    trials = 40_000
+
+    def rejected(delta: float) -> float:
+        d = rng.normal(delta, sd, size=(trials, n))
+        return float((sps.ttest_1samp(d, 0.0, axis=1).pvalue < 0.05).mean())
+
+    assert rejected(mde) == pytest.approx(0.80, abs=0.01)
+    assert rejected(0.7 * mde) < 0.7 and rejected(1.3 * mde) > 0.9
+    # a larger power needs a larger difference; more folds, a smaller one
+    assert stats.paired_mde(sd, n, power=0.9) > mde > stats.paired_mde(sd, 2 * n)
+
+
+def test_detectable_difference_is_undefined_without_spread_or_folds():
+    assert math.isnan(stats.paired_mde(0.0, 5))
+    assert math.isnan(stats.paired_mde(0.02, 1))
+    assert math.isnan(stats.paired_mde(math.nan, 5))
