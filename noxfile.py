@@ -101,7 +101,7 @@ def tests_ui(session: nox.Session) -> None:
 
 @nox.session
 def reproduce_table(session: nox.Session) -> None:
-    """Check, run and report the paper's table (IEMOCAP when IEMOCAP_ROOT is set, else the embedded default)."""
+    """Check, run and report the paper's table and claims (IEMOCAP when IEMOCAP_ROOT is set, else embedded)."""
     _install(session)
     if os.environ.get("IEMOCAP_ROOT"):
         study, run_args = "studies/paper_table.toml", []
@@ -119,8 +119,10 @@ def reproduce_table(session: nox.Session) -> None:
     session.log(f"where it stands, from another shell: {session.bin}/gemo-bench status {study}")
     session.run("gemo-bench", "run", study, *run_args, *session.posargs)
     session.run("gemo-bench", "report", "table", study, *session.posargs)
+    session.run("gemo-bench", "report", "claims", study, *overrides)
     name = Path(study).stem
     session.log(f"report: reports/{name}/table.md (+ table.csv, table.tex, table.png)")
+    session.log(f"the paper's claims, each with a verdict: reports/{name}/claims.md")
     session.log("browse every run: nox -s ui  (MLflow UI on http://127.0.0.1:5000)")
 
 

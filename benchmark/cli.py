@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", default="reports", help="reports folder (default reports/)")
     table.set_defaults(func=cmd_report_table)
     for name, help_text in (
+        ("claims", "each of the paper's claims with a verdict: headline figure, direction, alpha range"),
         ("ablation", "every variant and alpha vs Emo-CLAP per encoder, paired tests and speaker-bootstrap CIs"),
         ("bias", "per-gender WAR/UAR, F-M gap with CIs, per-gender confusions, fairlearn metrics"),
         ("cross-corpus", "in-corpus test vs each evaluation corpus, per gender, from logged xc_ metrics"),
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
         "all",
-        help="every report that applies: table, ablation, bias, curves, cross-corpus, search, mechanism "
+        help="every report that applies: table, claims, ablation, bias, curves, cross-corpus, search, mechanism "
         "(with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
@@ -675,7 +676,7 @@ def _report_options(study, tags: dict[str, str], args: argparse.Namespace) -> di
 
 def _print_report(report) -> None:
     print(report.markdown.read_text())
-    print(f"wrote {report.markdown}, {report.csv}, " + ", ".join(str(p) for p in report.figures))
+    print("wrote " + ", ".join(str(p) for p in (report.markdown, report.csv, *report.figures)))
     print(f"page: {report.page}")
 
 
@@ -700,10 +701,11 @@ def _add_boot_args(p: argparse.ArgumentParser) -> None:
 def cmd_report_more(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, cross_corpus, curves
+    from benchmark.reports import ablation, bias, claims, cross_corpus, curves
 
     study, tracker, tags = _study_reader(args.study, args.overrides)
     write = {
+        "claims": claims.write_claims_report,
         "ablation": ablation.write_ablation_report,
         "bias": bias.write_bias_report,
         "curves": curves.write_curves_report,
@@ -734,7 +736,7 @@ def _control_path(study_path: str, given: str | None = None):
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism, searches
+    from benchmark.reports import ablation, bias, claims, cross_corpus, curves, mechanism, searches
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
 
@@ -743,6 +745,7 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     out = Path(args.out)
     table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
     written = [table.markdown]
+    written.append(claims.write_claims_report(tracker, study.name, out, **common).markdown)
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
     try:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.reports import ablation, bias, cross_corpus, curves, mechanism
+from benchmark.reports import ablation, bias, claims, cross_corpus, curves, mechanism
 from benchmark.reports.common import load_cells, load_predictions
 from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     reports = {
+        "claims": lambda: claims.write_claims_report(tracker, STUDY, out, encoders=ENCODERS),
         "ablation": lambda: ablation.write_ablation_report(tracker, STUDY, out, encoders=ENCODERS),
         "bias": lambda: bias.write_bias_report(tracker, STUDY, out, encoders=ENCODERS),
         "curves": lambda: curves.write_curves_report(tracker, STUDY, out, encoders=ENCODERS),

@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 # Report Markdown files in page order, with their section titles.
 SECTIONS: dict[str, str] = {
     "table.md": "Table",
+    "claims.md": "Claims",
     "ablation.md": "Ablation",
     "bias.md": "Bias",
     "curves.md": "Learning curves",

@@ -129,6 +129,7 @@ def simulate_study(
     data: Mapping[str, Any] | None = None,
     seed: int = 0,
     epochs: int = 1,
+    weights: str = "simulated",
 ) -> int:
     """Log a simulated study into ``tracker``'s experiment; returns the number of fold runs written.
 
@@ -138,6 +139,8 @@ def simulate_study(
         speaker_sd: spread of the per-speaker accuracy effect (shared by all configurations).
         seed_sd: spread of the per-(config, fold, seed) accuracy shift.
         epochs: per-epoch history logged per fold run (validation figures rising to the final ones).
+        weights: the ``gemo.weights`` tag's kind (``simulated (<encoder>)``), e.g. ``pretrained`` to see how
+            reports treat runs of pre-trained checkpoints.
     """
     rng = np.random.default_rng(seed)
     sessions = {f: iemocap_like(f, per_speaker, rng) for f in folds}
@@ -185,7 +188,7 @@ def simulate_study(
                 "gemo.config_id": config_id,
                 "gemo.audio_encoder": cfg.encoder,
                 "gemo.variant": cfg.variant,
-                "gemo.weights": f"simulated ({cfg.encoder})",
+                "gemo.weights": f"{weights} ({cfg.encoder})",
                 "gemo.text_weights": "simulated (tiny-roberta)",
                 "gemo.device": "simulated",
             }

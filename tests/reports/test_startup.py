@@ -22,7 +22,9 @@ print("@@" + json.dumps({"code": code, "heavy": heavy}))
 """
 
 
-@pytest.mark.parametrize("kind", ["table", "ablation", "bias", "curves", "cross-corpus", "mechanism", "compare"])
+@pytest.mark.parametrize(
+    "kind", ["table", "claims", "ablation", "bias", "curves", "cross-corpus", "mechanism", "compare"]
+)
 def test_report_command_loads_no_model_library(kind, tmp_path, sim_store):
     uri, _, _ = sim_store
     study, control = write_pair(tmp_path, uri=uri)
