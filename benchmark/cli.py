@@ -687,7 +687,7 @@ def cmd_report_table(args: argparse.Namespace) -> int:
 
     study, tracker, tags = _study_reader(args.study, args.overrides)
     folds = len(study.protocol.folds)
-    report = write_table_report(tracker, study.name, study.encoders.audio, folds, Path(args.out), tags)
+    report = write_table_report(tracker, study.name, study.encoders.audio, folds, Path(args.out), tags, study.paper)
     print(report.markdown.read_text())
     print(f"wrote {report.markdown}, {report.csv}, {report.latex}, {report.png}")
     return 0
@@ -711,7 +711,10 @@ def cmd_report_more(args: argparse.Namespace) -> int:
         "curves": curves.write_curves_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
-    _print_report(write(tracker, study.name, Path(args.out), **_report_options(study, tags, args)))
+    options = _report_options(study, tags, args)
+    if args.kind == "claims":
+        options["paper"] = study.paper
+    _print_report(write(tracker, study.name, Path(args.out), **options))
     return 0
 
 
@@ -743,9 +746,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     study, tracker, tags = _study_reader(args.study)
     common = _report_options(study, tags, args)
     out = Path(args.out)
-    table = write_table_report(tracker, study.name, study.encoders.audio, len(study.protocol.folds), out, tags)
+    folds = len(study.protocol.folds)
+    table = write_table_report(tracker, study.name, study.encoders.audio, folds, out, tags, study.paper)
     written = [table.markdown]
-    written.append(claims.write_claims_report(tracker, study.name, out, **common).markdown)
+    written.append(claims.write_claims_report(tracker, study.name, out, **common, paper=study.paper).markdown)
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
     try:

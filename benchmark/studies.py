@@ -48,6 +48,11 @@ temperature = [0.02, 0.5]            # a range (log-uniform) or a number; defaul
 lr = [1e-4, 1e-2]                    # a range (log-uniform) or a number; default train.lr
 
 [executor]                           # benchmark.executors.ExecutorSpec: local, slurm or submitit-local
+
+[paper]                              # what the reproduced paper reports, for the table and claims reports
+source = "Table 2 of the paper"
+[paper.results]                      # "<encoder or family>/<variant>" = [WAR, UAR] in %
+"wavlm/sl-gemo-clap" = [83.16, 81.43]
 ```
 
 ``key=value`` overrides (``train.epochs=3``, ``method.alphas=[0.8, 0.9]``) are applied to the parsed table
@@ -106,6 +111,60 @@ class Tracking:
     uri: str = ""
     experiment: str = ""
     log_models: bool = False
+
+
+FAMILIES: tuple[str, ...] = ("wavlm", "hubert", "wav2vec2", "data2vec")
+
+# The one cell of the paper's table that could be read (PAPER.md): WavLM SL-GEmo-CLAP, from the abstract.
+PAPER_RESULTS: Mapping[str, tuple[float, float]] = {"wavlm/sl-gemo-clap": (83.16, 81.43)}
+
+
+def encoder_family(encoder: str) -> str:
+    """``wavlm`` for any WavLM encoder (preset, hub id or local directory), likewise the other families."""
+    name = encoder.lower().rsplit("/", 1)[-1]
+    for family in FAMILIES:
+        if family in name:
+            return family
+    return name
+
+
+@dataclass(frozen=True)
+class Paper:
+    """What the reproduced paper reports: the table report shows it beside ours, the claims report judges it.
+
+    Attributes:
+        results: ``"<encoder>/<variant>" = [WAR, UAR]`` in %. ``<encoder>`` is a family (``wavlm``,
+            ``hubert``, ``wav2vec2``, ``data2vec``: every encoder of it) or one audio encoder exactly as the
+            study names it (which wins over its family). The default is the one figure PAPER.md could read;
+            a user with the paper's full table enters the rest here.
+        source: where the figures come from, quoted in the reports.
+    """
+
+    results: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: dict(PAPER_RESULTS))
+    source: str = "the abstract; no other cell of the paper's table could be read"
+
+    def __post_init__(self) -> None:
+        for key, figures in self.results.items():
+            encoder, sep, variant = key.rpartition("/")
+            if not sep or not encoder:
+                raise ValueError(f"results key {key!r} must be '<encoder or family>/<variant>'")
+            if variant not in VARIANTS:
+                raise ValueError(
+                    f"results key {key!r}: unknown variant {variant!r} (choose from {', '.join(VARIANTS)})"
+                )
+            if len(figures) != 2 or not all(0.0 <= v <= 100.0 for v in figures):
+                raise ValueError(
+                    f"results {key!r} must be [WAR, UAR] in % (two numbers in 0..100), got {list(figures)}"
+                )
+
+    def figure(self, encoder: str, variant: str) -> dict[str, float] | None:
+        """``{"war": ..., "uar": ...}`` in % for ``encoder`` (exactly, else its family), or None."""
+        figures = self.results.get(f"{encoder}/{variant}") or self.results.get(f"{encoder_family(encoder)}/{variant}")
+        return None if figures is None else {"war": float(figures[0]), "uar": float(figures[1])}
+
+    @property
+    def is_default(self) -> bool:
+        return {k: tuple(v) for k, v in self.results.items()} == dict(PAPER_RESULTS)
 
 
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
@@ -211,6 +270,7 @@ class Study:
     tracking: Tracking = field(default_factory=Tracking)
     search: SearchSpec = field(default_factory=SearchSpec)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    paper: Paper = field(default_factory=Paper)
     description: str = ""
 
     @property
@@ -279,6 +339,7 @@ _TABLES = {
     "tracking": Tracking,
     "search": SearchSpec,
     "executor": ExecutorSpec,
+    "paper": Paper,
 }
 _TOP_LEVEL = {"name", "description", *_TABLES}
 
@@ -412,6 +473,11 @@ def _check_type(hint: Any, value: Any, where: str) -> Any:
             except StudyError:
                 continue
         raise StudyError(f"{where}: expected {_name(hint)}, got {_describe(value)}")
+    if origin in (Mapping, dict):
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise StudyError(f"{where}: expected a table, got {_describe(value)}")
+        return {_check_type(key_hint, k, where): _check_type(value_hint, v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         (item, *_rest) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -99,6 +99,25 @@ def test_overrides(tmp_path):
         ("[model]\ntemperature = true", r"model\.temperature: expected a number, got bool"),
         ("[model]\nprompt_template = 'no label'", r"model\.prompt_template"),
         ("[tracking]\nuri = 5", r"tracking\.uri: expected a string"),
+        (
+            '[paper.results]\n"wavlm" = [80, 79]',
+            r"paper\.results: results key 'wavlm' must be '<encoder or family>/<variant>'",
+        ),
+        (
+            '[paper.results]\n"wavlm/gemo" = [80, 79]',
+            r"paper\.results: results key 'wavlm/gemo': unknown variant 'gemo'",
+        ),
+        (
+            '[paper.results]\n"wavlm/emo-clap" = [0.8, 179]',
+            r"paper\.results: results 'wavlm/emo-clap' must be \[WAR, UAR\] in %",
+        ),
+        (
+            '[paper.results]\n"wavlm/emo-clap" = [80]',
+            r"must be \[WAR, UAR\] in % \(two numbers in 0\.\.100\), got \[80\.0\]",
+        ),
+        ('[paper.results]\n"wavlm/emo-clap" = "80/79"', r"paper\.results\.wavlm/emo-clap: expected a list of a number"),
+        ("[paper]\nresults = [80, 79]", r"paper\.results: expected a table, got list"),
+        ("[paper]\ntable = 2", r"paper\.table: unknown key \(allowed: results, source\)"),
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path, edit, message):
@@ -165,3 +184,24 @@ def test_speed_options_leave_the_cell_identity_alone(tmp_path):
     budget = replace(cell, train=replace(cell.train, batch_seconds=120.0))
     assert cell_id(budget, "fp") != cell_id(cell, "fp")
     assert "batch_seconds" not in cell.identity()["train"] and "compile" in cell.to_dict()["train"]
+
+
+def test_the_papers_figures_are_a_study_table(tmp_path):
+    default = load_study(write(tmp_path, MINIMAL))
+    assert default.paper.is_default and default.paper.figure("tiny-wavlm", "sl-gemo-clap") == {
+        "war": 83.16,
+        "uar": 81.43,
+    }
+    assert default.paper.figure("tiny-wavlm", "emo-clap") is None
+    text = (
+        MINIMAL
+        + '[paper]\nsource = "Table 2"\n[paper.results]\n"wavlm/emo-clap" = [80, 79]\n"tiny-wavlm/emo-clap" = [50, 40]\n'
+    )
+    study = load_study(write(tmp_path, text), ['paper.source="Table 3"'])
+    assert not study.paper.is_default and study.paper.source == "Table 3"
+    # the encoder named exactly wins over its family; the family covers the others
+    assert study.paper.figure("tiny-wavlm", "emo-clap") == {"war": 50.0, "uar": 40.0}
+    assert study.paper.figure("microsoft/wavlm-large", "emo-clap") == {"war": 80.0, "uar": 79.0}
+    assert study.paper.figure("tiny-wavlm", "sl-gemo-clap") is None  # a given table replaces the default
+    # what the paper reports is no part of a cell's identity
+    assert [cell_id(c, "d") for c in study.cells()] == [cell_id(c, "d") for c in default.cells()]

@@ -2,10 +2,12 @@
 
 PAPER.md lists what could be read of the paper's results. Each becomes a claim:
 
-- **C1, the headline figure**: WavLM SL-GEmo-CLAP reaches WAR 83.16 % and UAR 81.43 % on IEMOCAP (the
-  abstract). Each WavLM encoder's chosen SL-GEmo-CLAP configuration (see *Choosing* below) is compared with
-  those figures: a 95 % Student-t interval of its mean over folds, and a one-sample t-test. *Consistent*
-  when both figures lie inside the intervals; *below* or *above* the paper otherwise.
+- **C1, the reported figures**: by default the abstract's one figure, WavLM SL-GEmo-CLAP at WAR 83.16 % and
+  UAR 81.43 % on IEMOCAP; a study's ``[paper]`` table can give the paper's whole table
+  (:class:`benchmark.studies.Paper`). Each encoder and variant with a reported figure has its chosen
+  configuration (see *Choosing* below) compared with it: a 95 % Student-t interval of its mean over folds,
+  and a one-sample t-test. *Consistent* when both figures lie inside the intervals; *below* or *above* the
+  paper otherwise.
 - **C2, the direction**: both GEmo-CLAP variants beat Emo-CLAP for every pre-trained encoder tried. For each
   encoder and gender-aware variant, its chosen configuration against the chosen Emo-CLAP configuration, on
   WAR and UAR, with the ablation report's tests: a paired t-test over folds and a paired speaker bootstrap,
@@ -55,7 +57,7 @@ from benchmark.reports.common import (
 )
 from benchmark.reports.curves import epoch_frame, summarize_selection
 from benchmark.reports.plots import plt
-from benchmark.reports.table import PAPER_RESULTS, encoder_family
+from benchmark.studies import Paper
 from benchmark.tracking import Tracker
 
 PAPER_FOLDS = 5  # leave-one-session-out over IEMOCAP's 5 sessions
@@ -64,22 +66,23 @@ POWER = 0.8
 GENDER_AWARE = ("sl-gemo-clap", "ml-gemo-clap")
 NOT_TESTABLE = "not testable"
 
-CLAIMS = {
-    "C1": (
-        "WavLM SL-GEmo-CLAP reaches WAR {war:.2f} % and UAR {uar:.2f} % on IEMOCAP".format(
-            **PAPER_RESULTS[("wavlm", "sl-gemo-clap")]
+
+def claims(paper: Paper) -> dict[str, tuple[str, str]]:
+    """Each claim as stated, and its source."""
+    if paper.is_default:
+        f = paper.figure("wavlm", "sl-gemo-clap")
+        c1 = (f"WavLM SL-GEmo-CLAP reaches WAR {f['war']:.2f} % and UAR {f['uar']:.2f} % on IEMOCAP", "the abstract")
+    else:
+        n = len(paper.results)
+        c1 = (f"the paper's {n} reported figure{'s' * (n != 1)} on IEMOCAP (WAR and UAR)", paper.source)
+    return {
+        "C1": c1,
+        "C2": ("both GEmo-CLAP variants beat Emo-CLAP for every pre-trained encoder tried", "the paper's text"),
+        "C3": (
+            f"α_e = {ALPHA_RANGE[0]}–{ALPHA_RANGE[1]} is best for SL-GEmo-CLAP",
+            "a third-party reimplementation (unverified)",
         ),
-        "the paper's abstract",
-    ),
-    "C2": (
-        "both GEmo-CLAP variants beat Emo-CLAP for every pre-trained encoder tried",
-        "the paper's text",
-    ),
-    "C3": (
-        f"α_e = {ALPHA_RANGE[0]}–{ALPHA_RANGE[1]} is best for SL-GEmo-CLAP",
-        "a third-party reimplementation (unverified)",
-    ),
-}
+    }
 
 
 @dataclass(frozen=True)
@@ -147,14 +150,15 @@ def choose(cells: Cells, tracker: Tracker) -> Choice:
     return Choice(chosen, candidates, score, by_test)
 
 
-# ---- C1: the headline figure ---------------------------------------------------------------------------
+# ---- C1: the reported figures ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class FigureCheck:
-    """One encoder's chosen SL-GEmo-CLAP configuration against the paper's figure on one metric."""
+    """One encoder and variant's chosen configuration against the paper's figure on one metric."""
 
     encoder: str
+    variant: str
     config: str
     metric: str
     paper: float  # fraction
@@ -179,25 +183,25 @@ class FigureCheck:
         return "inside"
 
 
-def figure_checks(cells: Cells, choice: Choice) -> list[FigureCheck]:
+def figure_checks(cells: Cells, choice: Choice, paper: Paper) -> list[FigureCheck]:
     out = []
     for (encoder, variant), config in choice.chosen.items():
-        paper = PAPER_RESULTS.get((encoder_family(encoder), variant))
-        if paper is None:
+        reported = paper.figure(encoder, variant)
+        if reported is None:
             continue
         for metric in METRICS:
             values = cells.fold_values(config, f"test_{metric}").to_numpy(dtype=float)
-            target = paper[metric] / 100
+            target = reported[metric] / 100
             low, high = stats.t_interval(values)
             p = None
             if len(values) >= 2 and np.ptp(values) > 0:
                 p = float(sps.ttest_1samp(values, target).pvalue)
-            out.append(FigureCheck(encoder, config, metric, target, tuple(values), low, high, p))
+            out.append(FigureCheck(encoder, variant, config, metric, target, tuple(values), low, high, p))
     return out
 
 
 def figure_verdict(checks: Sequence[FigureCheck], scope: Scope) -> str:
-    """One encoder's C1 verdict from its WAR and UAR checks."""
+    """One encoder and variant's C1 verdict from its WAR and UAR checks."""
     if not scope.reproduction:
         return NOT_TESTABLE
     where = {c.position for c in checks}
@@ -356,19 +360,25 @@ class ClaimsReport:
     alpha_checks: tuple[AlphaCheck, ...]
 
 
-def c1_verdict(checks: Sequence[FigureCheck], scope: Scope) -> str:
-    if not checks:
-        return f"{NOT_TESTABLE} (no WavLM SL-GEmo-CLAP runs)"
-    by_encoder: dict[str, list[FigureCheck]] = {}
+def by_cell(checks: Sequence[FigureCheck]) -> dict[str, list[FigureCheck]]:
+    """C1's checks per configuration (one encoder and variant), in report order."""
+    out: dict[str, list[FigureCheck]] = {}
     for c in checks:
-        by_encoder.setdefault(c.encoder, []).append(c)
-    verdicts = {e: figure_verdict(cs, scope) for e, cs in by_encoder.items()}
+        out.setdefault(c.config, []).append(c)
+    return out
+
+
+def c1_verdict(checks: Sequence[FigureCheck], scope: Scope, labels: Mapping[str, str]) -> str:
+    if not checks:
+        return f"{NOT_TESTABLE} (no runs of an encoder and variant the paper reports)"
     if not scope.reproduction:
         return f"{NOT_TESTABLE} (not the paper's setting)"
-    good = [e for e, v in verdicts.items() if v == "consistent"]
-    if good:
-        return f"consistent ({', '.join(good)})"
-    return "; ".join(f"{v} ({e})" for e, v in verdicts.items())
+    verdicts = {config: figure_verdict(cs, scope) for config, cs in by_cell(checks).items()}
+    if len(verdicts) == 1:
+        ((config, verdict),) = verdicts.items()
+        return f"{verdict} ({checks[0].encoder} {labels[config]})"
+    tally = {v: list(verdicts.values()).count(v) for v in dict.fromkeys(verdicts.values())}
+    return ", ".join(f"{v} ({k} of {len(verdicts)})" for v, k in tally.items())
 
 
 def markdown(
@@ -383,6 +393,7 @@ def markdown(
     n_boot: int,
     seed: int,
     figures: Sequence[str],
+    paper: Paper,
 ) -> str:
     lines = header_lines(head)
     if scope.reproduction:
@@ -399,7 +410,7 @@ def markdown(
     lines += [""]
     lines += md_table(
         ["claim", "as stated", "source", "verdict"],
-        [(k, text, source, f"**{verdicts[k]}**") for k, (text, source) in CLAIMS.items()],
+        [(k, text, source, f"**{verdicts[k]}**") for k, (text, source) in claims(paper).items()],
     )
     lines += [
         "Where a study holds several configurations of one encoder and variant (values of α_e, temperatures), "
@@ -414,9 +425,10 @@ def markdown(
         )
     lines += [""]
 
-    lines += ["## C1: the headline figure", ""]
+    lines += ["## C1: the reported figures", ""]
     if c1:
         lines += [
+            f"The paper's figures: {paper.source}. "
             "Ours: mean over folds (seeds averaged within a fold), in %, with a 95 % Student-t interval. *p*: "
             "one-sample t-test of the fold values against the paper's figure (`scipy.stats.ttest_1samp`). "
             "*Consistent* means the paper's figure is not ruled out by an interval this wide, not that it is "
@@ -424,11 +436,8 @@ def markdown(
             "",
         ]
         rows = []
-        by_encoder: dict[str, list[FigureCheck]] = {}
-        for c in c1:
-            by_encoder.setdefault(c.encoder, []).append(c)
-        for encoder, cs in by_encoder.items():
-            row: list[object] = [encoder, labels[cs[0].config], len(cs[0].values)]
+        for config, cs in by_cell(c1).items():
+            row: list[object] = [cs[0].encoder, labels[config], len(cs[0].values)]
             for c in cs:
                 row += [
                     f"{pct(c.mean)} [{pct(c.low)}, {pct(c.high)}]",
@@ -443,7 +452,8 @@ def markdown(
             cols += [f"{u} ours [95 % CI]", f"{u} paper", f"Δ {u}", f"p ({u})"]
         lines += md_table([*cols, "verdict"], rows)
     else:
-        lines += ["No WavLM SL-GEmo-CLAP runs in this study.", ""]
+        reported = ", ".join(f"`{k}`" for k in paper.results)
+        lines += [f"No runs of an encoder and variant with a reported figure ({reported}) in this study.", ""]
 
     lines += ["## C2: the gender-aware variants beat Emo-CLAP", ""]
     if c2:
@@ -535,7 +545,7 @@ def claims_frame(
                 "diff": c.mean - c.paper,
                 "folds": len(c.values),
                 "p_t": c.p,
-                "verdict": figure_verdict([x for x in c1 if x.encoder == c.encoder], scope),
+                "verdict": figure_verdict(by_cell(c1)[c.config], scope),
             }
         )
     for d in c2:
@@ -586,7 +596,7 @@ def claims_frame(
 def figure(c1: Sequence[FigureCheck], c2: Sequence[DirectionCheck], labels: Mapping[str, str], title: str):
     """C1: ours with 95 % intervals against the paper's figures; C2: Δ over Emo-CLAP with bootstrap intervals."""
     panels = [p for p, has in (("c1", c1), ("c2", c2)) if has]
-    rows = max(len({c.encoder for c in c1}), len(c2), 1)
+    rows = max(len({c.config for c in c1}), len(c2), 1)
     fig, axes = plt.subplots(
         1,
         len(panels),
@@ -599,22 +609,22 @@ def figure(c1: Sequence[FigureCheck], c2: Sequence[DirectionCheck], labels: Mapp
     colors = {"war": "tab:blue", "uar": "tab:orange"}
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "c1":
-            encoders = list(dict.fromkeys(c.encoder for c in c1))
-            y = {e: i for i, e in enumerate(reversed(encoders))}
+            configs = list(by_cell(c1))
+            y = {config: i for i, config in enumerate(reversed(configs))}
             for k, c in enumerate(c1):
                 off = 0.12 if c.metric == "war" else -0.12
                 low, high = (c.low, c.high) if math.isfinite(c.low) else (c.mean, c.mean)
                 ax.errorbar(
                     100 * c.mean,
-                    y[c.encoder] + off,
+                    y[c.config] + off,
                     xerr=100 * error_bars(c.mean, low, high),
                     fmt="o",
                     color=colors[c.metric],
                     capsize=3,
                     label=f"ours, {c.metric.upper()}" if k < len(METRICS) else None,
                 )
-                ax.plot(100 * c.paper, y[c.encoder] + off, marker="*", ms=11, color=colors[c.metric], mec="black")
-            ax.set_yticks(list(y.values()), [f"{e}: SL-GEmo-CLAP" for e in y], fontsize=8)
+                ax.plot(100 * c.paper, y[c.config] + off, marker="*", ms=11, color=colors[c.metric], mec="black")
+            ax.set_yticks(list(y.values()), [f"{by_cell(c1)[c][0].encoder}: {labels[c]}" for c in y], fontsize=8)
             ax.set_ylim(-0.6, len(y) - 0.4)
             ax.set_xlabel("% (stars: the paper's figures)")
             ax.set_title("C1: ours (95 % t-interval over folds) vs the paper", fontsize=9)
@@ -657,16 +667,21 @@ def write_claims_report(
     study_tags: Mapping[str, str] | None = None,
     n_boot: int = stats.DEFAULT_BOOT,
     seed: int = stats.DEFAULT_SEED,
+    paper: Paper | None = None,
 ) -> ClaimsReport:
-    """Read the study's runs, predictions and validation histories (bulk); write ``claims.md/.csv/.png``."""
+    """Read the study's runs, predictions and validation histories (bulk); write ``claims.md/.csv/.png``.
+
+    ``paper``: the reported figures C1 checks (the study's ``[paper]`` table; default: the abstract's).
+    """
+    paper = paper or Paper()
     cells, _, confusions = read_study(tracker, study_name, encoders)
     scope = scope_of(cells)
     choice = choose(cells, tracker)
     labels = dict(zip(cells.configs()["config"], cells.configs()["label"], strict=True))
-    c1 = figure_checks(cells, choice)
+    c1 = figure_checks(cells, choice, paper)
     c2 = direction_checks(cells, confusions, choice, n_boot=n_boot, seed=seed)
     c3 = alpha_checks(cells, confusions, choice, n_boot=n_boot, seed=seed)
-    verdicts = {"C1": c1_verdict(c1, scope), "C2": direction_verdict(c2), "C3": alpha_verdict(c3)}
+    verdicts = {"C1": c1_verdict(c1, scope, labels), "C2": direction_verdict(c2), "C3": alpha_verdict(c3)}
     head = header(cells, tracker, f"{study_name}: the paper's claims, checked")
     folder = ReportFolder(out_root, study_name)
     figs = []
@@ -674,7 +689,8 @@ def write_claims_report(
         subtitle = f"{study_name} — {head['data']}\n{head['weights']}"
         figs.append(folder.figure("claims.png", figure(c1, c2, labels, subtitle)))
     md = folder.text(
-        "claims.md", markdown(head, scope, verdicts, labels, choice, c1, c2, c3, n_boot, seed, [p.name for p in figs])
+        "claims.md",
+        markdown(head, scope, verdicts, labels, choice, c1, c2, c3, n_boot, seed, [p.name for p in figs], paper),
     )
     csv = folder.csv("claims.csv", claims_frame(c1, c2, c3, scope, labels))
     page = folder.publish(tracker, study_tags)

@@ -41,7 +41,7 @@ from benchmark.reports.plots import plt
 from benchmark.tracking import Tracker
 
 # keys the two studies may differ in; everything else must match for the comparison to mean anything
-_FREE_KEYS = {"name", "description", "path", "tracking"}
+_FREE_KEYS = {"name", "description", "path", "tracking", "paper"}
 
 
 class MechanismPairError(ValueError):
@@ -52,7 +52,7 @@ def check_pair(study, control) -> None:
     """Raise :class:`MechanismPairError` unless ``control`` is ``study``'s grid on the control twin.
 
     Both must use the embedded corpus, ``study`` with ``data.control = false`` and ``control`` with
-    ``data.control = true``, and agree on every other key but name, description and tracking.
+    ``data.control = true``, and agree on every other key but name, description, tracking and paper.
     """
     a, b = study.to_dict(), control.to_dict()
     where = f"{study.path} / {control.path}"

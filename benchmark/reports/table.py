@@ -23,14 +23,10 @@ from benchmark import provenance
 from benchmark.data.sources import READERS
 from benchmark.faults import checkpoint
 from benchmark.reports.plots import plt
+from benchmark.studies import Paper
 from benchmark.tracking import RunRecord, Tracker
 
 VARIANT_NAMES = {"emo-clap": "Emo-CLAP", "sl-gemo-clap": "SL-GEmo-CLAP", "ml-gemo-clap": "ML-GEmo-CLAP"}
-
-# The only cell of the paper's table that could be read (PAPER.md): WavLM SL-GEmo-CLAP, from the abstract.
-PAPER_RESULTS: dict[tuple[str, str], dict[str, float]] = {
-    ("wavlm", "sl-gemo-clap"): {"war": 83.16, "uar": 81.43},
-}
 
 # Other systems on IEMOCAP's 4-class task, as PAPER.md lists them: frozen encoders, other heads or other
 # splits, so context for a reproduction rather than rows to compare with. Percentages; None: not reported.
@@ -40,14 +36,6 @@ LITERATURE: tuple[dict, ...] = (
     {"system": "emotion2vec, linear head", "protocol": "leave-one-session-out", "war": 71.79, "uar": None},
     {"system": "GMP-ATL (the same authors), HuBERT", "protocol": "as reported", "war": 80.0, "uar": 82.0},
 )
-
-
-def encoder_family(encoder: str) -> str:
-    name = encoder.lower().rsplit("/", 1)[-1]
-    for family in ("wavlm", "hubert", "wav2vec2", "data2vec"):
-        if family in name:
-            return family
-    return name
 
 
 class ReportWriteError(OSError):
@@ -89,8 +77,10 @@ def cell_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize_table(cells: pd.DataFrame, encoders: Sequence[str]) -> pd.DataFrame:
+def summarize_table(cells: pd.DataFrame, encoders: Sequence[str], paper: Paper | None = None) -> pd.DataFrame:
     """Per encoder x variant x alpha: mean and sample std over folds, the seeds' spread, the paper's figures.
+
+    ``paper``: the reported figures (the study's ``[paper]`` table; default: the abstract's one figure).
 
     A fold's figure is the mean of its seeds, so the std over folds is the folds' spread whatever the number
     of seeds (as in the ablation report). With several seeds, ``*_seed_std`` is the sample std over seeds of
@@ -121,10 +111,10 @@ def summarize_table(cells: pd.DataFrame, encoders: Sequence[str]) -> pd.DataFram
     out = out[
         [*keys, "folds", "runs", "seeds", "war_mean", "war_std", "uar_mean", "uar_std", "war_seed_std", "uar_seed_std"]
     ]
+    paper = paper or Paper()
     for metric in ("war", "uar"):
         out[f"paper_{metric}"] = [
-            PAPER_RESULTS.get((encoder_family(e), v), {}).get(metric, np.nan)
-            for e, v in zip(out["encoder"], out["variant"], strict=True)
+            (paper.figure(e, v) or {}).get(metric, np.nan) for e, v in zip(out["encoder"], out["variant"], strict=True)
         ]
         # our figures are fractions; the paper's are percentages
         out[f"diff_{metric}"] = 100 * out[f"{metric}_mean"] - out[f"paper_{metric}"]
@@ -141,7 +131,7 @@ def _pm(mean: float, std: float) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -> str:
+def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int, paper: Paper | None = None) -> str:
     lines = [f"# {header['title']}", ""]
     for key in ("data", "weights", "git", "generated", "runs"):
         lines.append(f"- **{key}**: {header[key]}")
@@ -150,7 +140,7 @@ def markdown(table: pd.DataFrame, header: dict[str, str], expected_folds: int) -
         "",
         "WAR and UAR in %, mean ± sample std over folds (leave-one-session-out)"
         + (", each fold's figure the mean of its seeds" if seeded else "")
-        + ". *Paper*: the figure the paper reports (only WavLM SL-GEmo-CLAP could be read); *Δ*: ours − paper."
+        + f". *Paper*: the paper's figures ({(paper or Paper()).source}); *Δ*: ours − paper."
         + (
             " *Seed std*: the sample std over seeds of each seed's mean over folds, in points: how far the "
             "figure moves from one training run to the next."
@@ -341,13 +331,17 @@ def write_table_report(
     expected_folds: int,
     out_root: Path,
     study_tags: dict[str, str] | None = None,
+    paper: Paper | None = None,
 ) -> TableReport:
-    """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv``, ``.tex``, ``.png``."""
+    """Read the study's finished fold runs (one bulk query) and write ``table.md``, ``.csv``, ``.tex``, ``.png``.
+
+    ``paper``: the figures to show beside ours (the study's ``[paper]`` table; default: the abstract's).
+    """
     runs = tracker.read_runs("cell", "FINISHED")
     if not runs:
         raise ValueError(f"study {study_name!r}: no finished runs in {tracker.uri}; run `gemo-bench run` first")
     cells = cell_frame(runs)
-    table = summarize_table(cells, encoders)
+    table = summarize_table(cells, encoders, paper)
     header = {
         "title": f"{study_name}: Emo-CLAP vs GEmo-CLAP",
         **describe_source(cells),
@@ -362,7 +356,7 @@ def write_table_report(
         raise ReportWriteError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") from exc
     remove_stale_temporaries(folder)
     md = folder / "table.md"
-    text = markdown(table, header, expected_folds)
+    text = markdown(table, header, expected_folds, paper)
     write_atomic(md, lambda f: f.write(text))
     checkpoint("report-midway")
     csv = folder / "table.csv"

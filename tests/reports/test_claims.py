@@ -6,8 +6,6 @@ The IEMOCAP-like store is logged as IEMOCAP runs of pre-trained checkpoints (sim
 - wav2vec 2.0: SL-GEmo-CLAP at α_e 0.5 far better than at 0.9.
 """
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +13,9 @@ from scipy.stats import ttest_1samp, ttest_rel
 
 from benchmark.cli import main
 from benchmark.reports import stats
-from benchmark.reports.claims import write_claims_report
+from benchmark.reports.claims import figure_verdict, write_claims_report
 from benchmark.reports.simulate import SimConfig, simulate_study
+from benchmark.studies import Paper
 from benchmark.tracking import Tracker
 
 CONFIGS = [
@@ -96,7 +95,39 @@ def test_headline_figure_is_judged_by_a_t_interval_over_folds(report, iemocap_st
         else "mixed"
     )
     assert set(c1["verdict"]) == {expected}
-    assert report.verdicts["C1"] == f"{expected} (wavlm-base-plus)"
+    assert report.verdicts["C1"] == f"{expected} (wavlm-base-plus SL-GEmo-CLAP α=0.9)"
+
+
+def test_a_studys_paper_table_has_every_reported_figure_checked(iemocap_store, tmp_path):
+    _, tracker = iemocap_store
+    # a family's figure applies to each of its encoders; an encoder named exactly wins over its family
+    paper = Paper(
+        results={
+            "wavlm/emo-clap": (72.0, 72.0),
+            "hubert/sl-gemo-clap": (1.0, 1.0),
+            "hubert-base/sl-gemo-clap": (99, 99),
+        },
+        source="Table 2",
+    )
+    report = write_claims_report(tracker, "claims", tmp_path / "out", encoders=ENCODERS, n_boot=100, paper=paper)
+    checked = {(c.encoder, c.variant, c.metric): c for c in report.figure_checks}
+    assert sorted({k[:2] for k in checked}) == [("hubert-base", "sl-gemo-clap"), ("wavlm-base-plus", "emo-clap")]
+    assert checked["hubert-base", "sl-gemo-clap", "uar"].paper == pytest.approx(0.99)
+    assert checked["hubert-base", "sl-gemo-clap", "war"].position == "below"
+    wavlm = [checked["wavlm-base-plus", "emo-clap", m] for m in ("war", "uar")]
+    for c, metric in zip(wavlm, ("war", "uar"), strict=True):
+        values = fold_metric(tracker, "wavlm-base-plus", "emo-clap", 1.0, metric)
+        low, high = ttest_1samp(values, 0.72).confidence_interval(0.95)
+        assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
+    wavlm_verdict = figure_verdict(wavlm, report.scope)
+    # tallied in report order: WavLM's Emo-CLAP, then HuBERT's SL-GEmo-CLAP
+    if wavlm_verdict == "below the paper":
+        assert report.verdicts["C1"] == "below the paper (2 of 2)"
+    else:
+        assert report.verdicts["C1"] == f"{wavlm_verdict} (1 of 2), below the paper (1 of 2)"
+    text = report.markdown.read_text()
+    assert "| C1 | the paper's 3 reported figures on IEMOCAP (WAR and UAR) | Table 2 |" in text
+    assert "The paper's figures: Table 2." in text
 
 
 def test_direction_verdicts_follow_the_paired_tests(report, iemocap_store):
@@ -213,11 +244,18 @@ def test_claims_command(iemocap_store, tmp_path, capsys):
     study.write_text(
         'name = "claims"\n[encoders]\naudio = ["wavlm-base-plus"]\ntext = "roberta-base"\n'
         f'[tracking]\nuri = "sqlite:///{root / "mlflow.db"}"\n'
+        '[paper]\nsource = "Table 2"\n[paper.results]\n"hubert/emo-clap" = [61.5, 60.5]\n'
     )
     assert main(["report", "claims", str(study), "--out", str(tmp_path / "out"), "--n-boot", "100"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'out' / 'claims' / 'claims.md'}" in out and "| C2 |" in out
-    assert math.isfinite(pd.read_csv(tmp_path / "out" / "claims" / "claims.csv")["diff"].dropna().iloc[0])
+    # the study's [paper] table reaches both reports
+    assert "The paper's figures: Table 2." in out and "| hubert-base | Emo-CLAP | 5 |" in out
+    frame = pd.read_csv(tmp_path / "out" / "claims" / "claims.csv")
+    assert frame.loc[frame["claim"] == "C1", "paper"].tolist() == [0.615, 0.605]
+    assert main(["report", "table", str(study), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "*Paper*: the paper's figures (Table 2)" in out and "| 61.50 | 60.50 |" in out
 
 
 def test_a_study_without_gender_aware_runs_has_nothing_to_judge(tmp_path):
@@ -225,7 +263,7 @@ def test_a_study_without_gender_aware_runs_has_nothing_to_judge(tmp_path):
     simulate_study(tracker, "only", [SimConfig("wavlm-base-plus", "emo-clap")], per_speaker=10, weights="pretrained")
     report = write_claims_report(tracker, "only", tmp_path / "out", n_boot=50)
     assert report.verdicts == {
-        "C1": "not testable (no WavLM SL-GEmo-CLAP runs)",
+        "C1": "not testable (no runs of an encoder and variant the paper reports)",
         "C2": "not testable",
         "C3": "not testable (no SL-GEmo-CLAP runs)",
     }

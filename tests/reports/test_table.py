@@ -3,6 +3,7 @@
 import re
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -174,3 +175,19 @@ def test_context_rows_only_under_an_iemocap_table():
     assert sum(line.startswith("| ") for line in md.split("## Context")[1].splitlines()) == len(LITERATURE) + 1
     embedded = markdown(table, {**HEADER, "data": "embedded corpus (generated, IEMOCAP format)"}, 3)
     assert "## Context" not in embedded
+
+
+def test_the_studys_paper_figures_go_beside_ours():
+    from benchmark.reports.table import markdown
+    from benchmark.studies import Paper
+
+    paper = Paper(results={"org/my_model#1/emo-clap": (61.0, 52.5), "wavlm/emo-clap": (90.0, 80.0)}, source="T2")
+    table = summarize_table(cells(), ["org/my_model#1", "tiny-wavlm"], paper).set_index(["encoder", "variant"])
+    row = table.loc[("org/my_model#1", "emo-clap")]
+    assert (row["paper_war"], row["paper_uar"]) == (61.0, 52.5)
+    assert row["diff_war"] == pytest.approx(100 * statistics.mean([0.50, 0.60, 0.70]) - 61.0)
+    assert row["diff_uar"] == pytest.approx(100 * statistics.mean([0.40, 0.50, 0.60]) - 52.5)
+    assert table.loc[("tiny-wavlm", "emo-clap"), "paper_uar"] == 80.0  # through its family
+    assert np.isnan(table.loc[("org/my_model#1", "sl-gemo-clap"), "paper_war"])  # the paper gives no figure
+    md = markdown(table.reset_index(), HEADER, 3, paper)
+    assert "*Paper*: the paper's figures (T2)" in md
