@@ -428,9 +428,12 @@ def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupte
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "run the same command again to resume" in out, out
-    interrupted = [t for t in optuna_trials(study) if t.user_attrs.get(INTERRUPTED_ATTR)]
+    after = optuna_trials(study)
+    interrupted = [t for t in after if t.user_attrs.get(INTERRUPTED_ATTR)]
     number = int(victim.tags["gemo.trial_number"])
-    assert number in {t.number for t in interrupted}
+    # every trial's state and attributes, and the workers' output, should this ever fail
+    seen = {t.number: (t.state.name, dict(t.user_attrs), sorted(t.system_attrs)) for t in after}
+    assert number in {t.number for t in interrupted}, (seen, out)
     assert all(t.state == TrialState.FAIL for t in interrupted)
     assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
 

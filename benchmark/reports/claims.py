@@ -90,7 +90,7 @@ class Scope:
     """Whether the study's runs are the paper's setting, and if not, why not."""
 
     reasons: tuple[str, ...]  # what differs from the paper's setting; empty for a reproduction
-    notes: tuple[str, ...]  # differences that leave the claims testable (fewer folds, several seeds)
+    notes: tuple[str, ...]  # differences that leave the claims testable (another number of folds)
 
     @property
     def reproduction(self) -> bool:
