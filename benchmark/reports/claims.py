@@ -339,8 +339,9 @@ def alpha_verdict(checks: Sequence[AlphaCheck]) -> str:
     if any(c.verdict == "not supported" for c in testable):
         bad = sum(c.verdict == "not supported" for c in testable)
         return f"not supported ({bad} of {len(testable)} encoders)"
-    exact = sum(c.verdict == "consistent" for c in testable)
-    return f"consistent ({exact} of {len(testable)} chose α_e in range; the rest within noise)"
+    exact, n = sum(c.verdict == "consistent" for c in testable), len(testable)
+    rest = "" if exact == n else f"; {n - exact} within noise of it"
+    return f"consistent ({exact} of {n} encoders chose α_e in range{rest})"
 
 
 # ---- the report -----------------------------------------------------------------------------------------

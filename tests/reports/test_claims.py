@@ -270,3 +270,25 @@ def test_a_study_without_gender_aware_runs_has_nothing_to_judge(tmp_path):
     assert report.figures == () and not (report.folder / "claims.png").exists()
     text = report.markdown.read_text()
     assert "No encoder has both Emo-CLAP and a gender-aware variant" in text and "No SL-GEmo-CLAP runs" in text
+
+
+def test_alpha_verdicts_over_encoders():
+    from benchmark.reports.ablation import Comparison
+    from benchmark.reports.claims import AlphaCheck, alpha_verdict
+
+    def check(encoder, chosen_alpha, diff=None, p=None):
+        comp = None
+        if diff is not None:
+            test = stats.PairedTest(5, diff, -2.0, p, 1.0, 0.1)
+            boot = stats.Interval(diff, diff - 0.02, min(diff + 0.02, -0.001), 0.95, np.zeros(1))
+            comp = Comparison("in", "chosen", "uar", test, boot)
+        return AlphaCheck(encoder, (0.5, 0.9), "chosen", chosen_alpha, "in", comp)
+
+    in_range = check("a", 0.9)
+    near = check("b", 0.5, diff=-0.01, p=0.3)  # in range 1 point worse, not significantly
+    worse = check("c", 0.5, diff=-0.05, p=0.01)  # significantly worse, and the interval excludes 0
+    assert [c.verdict for c in (in_range, near, worse)] == ["consistent", "consistent within noise", "not supported"]
+    assert alpha_verdict([in_range]) == "consistent (1 of 1 encoders chose α_e in range)"
+    assert alpha_verdict([in_range, near]) == "consistent (1 of 2 encoders chose α_e in range; 1 within noise of it)"
+    assert alpha_verdict([in_range, near, worse]) == "not supported (1 of 3 encoders)"
+    assert alpha_verdict([]) == "not testable (no SL-GEmo-CLAP runs)"
