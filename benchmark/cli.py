@@ -713,9 +713,24 @@ def cmd_report_more(args: argparse.Namespace) -> int:
     }[args.kind]
     options = _report_options(study, tags, args)
     if args.kind == "claims":
-        options["paper"] = study.paper
+        options |= {"paper": study.paper, "searched": _searched_alphas(study)}
     _print_report(write(tracker, study.name, Path(args.out), **options))
     return 0
+
+
+def _searched_alphas(study) -> list:
+    """The study's Optuna searches of alpha_e for SL-GEmo-CLAP, for the claims report's C3.
+
+    Only a study with a ``[search]`` table opens its Optuna storage (and loads Optuna): other reports stay light.
+    """
+    from benchmark.reports.claims import SearchedAlpha
+    from benchmark.studies import SearchSpec
+
+    if study.search == SearchSpec():
+        return []
+    from benchmark.search_store import searched_alphas
+
+    return [SearchedAlpha(encoder, tuple(trials)) for encoder, trials in searched_alphas(study).items() if trials]
 
 
 def cmd_report_search(args: argparse.Namespace) -> int:
@@ -749,7 +764,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     folds = len(study.protocol.folds)
     table = write_table_report(tracker, study.name, study.encoders.audio, folds, out, tags, study.paper)
     written = [table.markdown]
-    written.append(claims.write_claims_report(tracker, study.name, out, **common, paper=study.paper).markdown)
+    searched = _searched_alphas(study)
+    written.append(
+        claims.write_claims_report(tracker, study.name, out, **common, paper=study.paper, searched=searched).markdown
+    )
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
     try:

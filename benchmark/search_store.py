@@ -239,3 +239,22 @@ def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
             )
         out.append(progress)
     return provenance.redact_uri(url), out
+
+
+def searched_alphas(study: Study) -> dict[str, list[tuple[float, float]]]:
+    """Per audio encoder, ``(alpha, objective)`` of each complete trial of its SL-GEmo-CLAP search, in trial order.
+
+    Empty when no such search has begun or alpha is not searched (a fixed value). Nothing is created.
+    """
+    if "sl-gemo-clap" not in study.method.variants or not isinstance(study.search.space()["alpha"], tuple):
+        return {}
+    begun = begun_searches(study)
+    if begun is None:
+        return {}
+    out = {}
+    for target, trials in begun[1].items():
+        if target.variant != "sl-gemo-clap" or trials is None:
+            continue
+        done = [t for t in trials if t.state == TrialState.COMPLETE and "alpha" in t.params]
+        out[target.audio_encoder] = [(float(t.params["alpha"]), float(t.value)) for t in done]
+    return out

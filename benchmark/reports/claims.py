@@ -18,7 +18,11 @@ PAPER.md lists what could be read of the paper's results. Each becomes a claim:
 - **C3, the weight**: a third-party reimplementation found α_e = 0.8–0.9 best for SL-GEmo-CLAP
   (unverified). It needs two or more values of α_e per encoder. *Consistent* when the chosen α_e lies in
   0.8–0.9, or when the best configuration in that range is not significantly worse than the chosen one on
-  test UAR. *Not supported* when it is.
+  test UAR. *Not supported* when it is. A study's Optuna search of α_e for SL-GEmo-CLAP is evidence too
+  (:class:`SearchedAlpha`): *consistent* when its best trial's α_e lies in 0.8–0.9, or a complete trial in
+  that range comes within 1 point of the best validation objective (the search report's near-best region);
+  *not supported* when trials in range all fall further behind. This is validation evidence only, and a
+  maximum over noisy trials.
 
 **Choosing.** The paper's α_e is unknown, as is any other value a study sweeps. So where a study holds several
 configurations of one encoder and variant, the one checked is the one with the best mean validation UAR at
@@ -63,6 +67,7 @@ from benchmark.tracking import Tracker
 PAPER_FOLDS = 5  # leave-one-session-out over IEMOCAP's 5 sessions
 ALPHA_RANGE = (0.8, 0.9)
 POWER = 0.8
+NEAR_BEST = 0.01  # the search report's near-best region (reports.searches.NEAR_BEST; that module loads Optuna)
 GENDER_AWARE = ("sl-gemo-clap", "ml-gemo-clap")
 NOT_TESTABLE = "not testable"
 
@@ -331,17 +336,51 @@ def alpha_checks(
     return out
 
 
-def alpha_verdict(checks: Sequence[AlphaCheck]) -> str:
+@dataclass(frozen=True)
+class SearchedAlpha:
+    """One encoder's Optuna search of SL-GEmo-CLAP: the α_e and validation objective of each complete trial."""
+
+    encoder: str
+    trials: tuple[tuple[float, float], ...]  # (alpha, objective), in trial order
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """(alpha, objective) of the best trial, the earliest of equals."""
+        return max(self.trials, key=lambda t: t[1])
+
+    @property
+    def in_range(self) -> tuple[tuple[float, float], ...]:
+        return tuple(t for t in self.trials if ALPHA_RANGE[0] - 1e-9 <= t[0] <= ALPHA_RANGE[1] + 1e-9)
+
+    @property
+    def gap(self) -> float:
+        """How far the best trial in range falls below the best trial, in validation UAR (NaN: none in range)."""
+        return self.best[1] - max(v for _, v in self.in_range) if self.in_range else math.nan
+
+    @property
+    def verdict(self) -> str:
+        if len(self.trials) < 2:
+            return f"{NOT_TESTABLE} (fewer than 2 complete trials)"
+        if not self.in_range:
+            return f"{NOT_TESTABLE} (no trial with α_e in {ALPHA_RANGE[0]}–{ALPHA_RANGE[1]})"
+        if ALPHA_RANGE[0] - 1e-9 <= self.best[0] <= ALPHA_RANGE[1] + 1e-9:
+            return "consistent"
+        if self.gap <= NEAR_BEST + 1e-12:
+            return "consistent within noise"
+        return "not supported"
+
+
+def alpha_verdict(checks: Sequence[AlphaCheck | SearchedAlpha]) -> str:
     testable = [c for c in checks if not c.verdict.startswith(NOT_TESTABLE)]
     if not testable:
         reasons = sorted({c.verdict.removeprefix(NOT_TESTABLE).strip(" ()") for c in checks})
         return NOT_TESTABLE + (f" ({'; '.join(reasons)})" if reasons else " (no SL-GEmo-CLAP runs)")
     if any(c.verdict == "not supported" for c in testable):
         bad = sum(c.verdict == "not supported" for c in testable)
-        return f"not supported ({bad} of {len(testable)} encoders)"
+        return f"not supported ({bad} of {len(testable)} checks)"
     exact, n = sum(c.verdict == "consistent" for c in testable), len(testable)
     rest = "" if exact == n else f"; {n - exact} within noise of it"
-    return f"consistent ({exact} of {n} encoders chose α_e in range{rest})"
+    return f"consistent ({exact} of {n} checks chose α_e in range{rest})"
 
 
 # ---- the report -----------------------------------------------------------------------------------------
@@ -359,6 +398,7 @@ class ClaimsReport:
     figure_checks: tuple[FigureCheck, ...]
     direction_checks: tuple[DirectionCheck, ...]
     alpha_checks: tuple[AlphaCheck, ...]
+    searched: tuple[SearchedAlpha, ...] = ()
 
 
 def by_cell(checks: Sequence[FigureCheck]) -> dict[str, list[FigureCheck]]:
@@ -395,6 +435,7 @@ def markdown(
     seed: int,
     figures: Sequence[str],
     paper: Paper,
+    searched: Sequence[SearchedAlpha] = (),
 ) -> str:
     lines = header_lines(head)
     if scope.reproduction:
@@ -521,14 +562,52 @@ def markdown(
             ["encoder", "α_e values", "chosen", f"best in {ALPHA_RANGE[0]}–{ALPHA_RANGE[1]}", "Δ UAR", "p", "verdict"],
             rows,
         )
-    else:
+    elif not searched:
         lines += ["No SL-GEmo-CLAP runs in this study.", ""]
+    if searched:
+        lines += [
+            "From the study's Optuna search of α_e (validation UAR over the search folds, each trial's objective): "
+            "the best complete trial, and the best with α_e in the claimed range. *Gap*: how far that one falls "
+            f"below the best, in points; within {100 * NEAR_BEST:g} point (the search report's near-best region) "
+            "counts as consistent. The best of many trials is partly luck: validation evidence only.",
+            "",
+        ]
+        rows = []
+        for a in searched:
+            best = a.best if a.trials else (math.nan, math.nan)
+            top_in = max(a.in_range, key=lambda t: t[1]) if a.in_range else None
+            rows.append(
+                [
+                    a.encoder,
+                    len(a.trials),
+                    f"{best[0]:.3g} ({pct(best[1])})" if a.trials else "–",
+                    f"{top_in[0]:.3g} ({pct(top_in[1])})" if top_in else "–",
+                    f"{100 * a.gap:.2f}" if math.isfinite(a.gap) else "–",
+                    f"**{a.verdict}**",
+                ]
+            )
+        lines += md_table(
+            [
+                "encoder",
+                "complete trials",
+                "best α_e (objective %)",
+                f"best in {ALPHA_RANGE[0]}–{ALPHA_RANGE[1]} (objective %)",
+                "gap",
+                "verdict",
+            ],
+            rows,
+        )
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
 
 
 def claims_frame(
-    c1: Sequence[FigureCheck], c2: Sequence[DirectionCheck], c3: Sequence[AlphaCheck], scope: Scope, labels
+    c1: Sequence[FigureCheck],
+    c2: Sequence[DirectionCheck],
+    c3: Sequence[AlphaCheck],
+    scope: Scope,
+    labels,
+    searched: Sequence[SearchedAlpha] = (),
 ) -> pd.DataFrame:
     """One row per check and metric: the figures behind every verdict (fractions, not percent)."""
     rows = []
@@ -588,6 +667,21 @@ def claims_frame(
                 "low": c.boot.low if c and c.boot else None,
                 "high": c.boot.high if c and c.boot else None,
                 "significant": c.significant if c else None,
+                "verdict": a.verdict,
+            }
+        )
+    for a in searched:
+        rows.append(
+            {
+                "claim": "C3",
+                "encoder": a.encoder,
+                "configuration": "Optuna search",
+                "metric": "validation uar",
+                "folds": None,
+                "trials": len(a.trials),
+                "chosen_alpha": a.best[0] if a.trials else None,
+                "ours": a.best[1] if a.trials else None,
+                "diff": -a.gap if math.isfinite(a.gap) else None,
                 "verdict": a.verdict,
             }
         )
@@ -669,10 +763,12 @@ def write_claims_report(
     n_boot: int = stats.DEFAULT_BOOT,
     seed: int = stats.DEFAULT_SEED,
     paper: Paper | None = None,
+    searched: Sequence[SearchedAlpha] = (),
 ) -> ClaimsReport:
     """Read the study's runs, predictions and validation histories (bulk); write ``claims.md/.csv/.png``.
 
     ``paper``: the reported figures C1 checks (the study's ``[paper]`` table; default: the abstract's).
+    ``searched``: the study's Optuna searches of α_e for SL-GEmo-CLAP (see :func:`searched_alphas`), for C3.
     """
     paper = paper or Paper()
     cells, _, confusions = read_study(tracker, study_name, encoders)
@@ -682,7 +778,7 @@ def write_claims_report(
     c1 = figure_checks(cells, choice, paper)
     c2 = direction_checks(cells, confusions, choice, n_boot=n_boot, seed=seed)
     c3 = alpha_checks(cells, confusions, choice, n_boot=n_boot, seed=seed)
-    verdicts = {"C1": c1_verdict(c1, scope, labels), "C2": direction_verdict(c2), "C3": alpha_verdict(c3)}
+    verdicts = {"C1": c1_verdict(c1, scope, labels), "C2": direction_verdict(c2), "C3": alpha_verdict([*c3, *searched])}
     head = header(cells, tracker, f"{study_name}: the paper's claims, checked")
     folder = ReportFolder(out_root, study_name)
     figs = []
@@ -691,8 +787,12 @@ def write_claims_report(
         figs.append(folder.figure("claims.png", figure(c1, c2, labels, subtitle)))
     md = folder.text(
         "claims.md",
-        markdown(head, scope, verdicts, labels, choice, c1, c2, c3, n_boot, seed, [p.name for p in figs], paper),
+        markdown(
+            head, scope, verdicts, labels, choice, c1, c2, c3, n_boot, seed, [p.name for p in figs], paper, searched
+        ),
     )
-    csv = folder.csv("claims.csv", claims_frame(c1, c2, c3, scope, labels))
+    csv = folder.csv("claims.csv", claims_frame(c1, c2, c3, scope, labels, searched))
     page = folder.publish(tracker, study_tags)
-    return ClaimsReport(folder.path, md, csv, tuple(figs), page, verdicts, scope, tuple(c1), tuple(c2), tuple(c3))
+    return ClaimsReport(
+        folder.path, md, csv, tuple(figs), page, verdicts, scope, tuple(c1), tuple(c2), tuple(c3), tuple(searched)
+    )

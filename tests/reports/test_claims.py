@@ -183,7 +183,7 @@ def test_alpha_range_checked_where_alpha_varies(report, iemocap_store):
     assert w2v.comparison.test.mean_diff == pytest.approx(np.mean(np.subtract(a, b)))
     assert w2v.comparison.test.p_t == pytest.approx(ttest_rel(a, b).pvalue)
     assert w2v.verdict == "not supported"
-    assert report.verdicts["C3"] == "not supported (1 of 2 encoders)"
+    assert report.verdicts["C3"] == "not supported (1 of 2 checks)"
     text = report.markdown.read_text()
     assert "**Scope: a reproduction.**" in text and "![claims.png](claims.png)" in text
     assert report.figures[0].is_file() and report.page.is_file()
@@ -288,7 +288,64 @@ def test_alpha_verdicts_over_encoders():
     near = check("b", 0.5, diff=-0.01, p=0.3)  # in range 1 point worse, not significantly
     worse = check("c", 0.5, diff=-0.05, p=0.01)  # significantly worse, and the interval excludes 0
     assert [c.verdict for c in (in_range, near, worse)] == ["consistent", "consistent within noise", "not supported"]
-    assert alpha_verdict([in_range]) == "consistent (1 of 1 encoders chose α_e in range)"
-    assert alpha_verdict([in_range, near]) == "consistent (1 of 2 encoders chose α_e in range; 1 within noise of it)"
-    assert alpha_verdict([in_range, near, worse]) == "not supported (1 of 3 encoders)"
+    assert alpha_verdict([in_range]) == "consistent (1 of 1 checks chose α_e in range)"
+    assert alpha_verdict([in_range, near]) == "consistent (1 of 2 checks chose α_e in range; 1 within noise of it)"
+    assert alpha_verdict([in_range, near, worse]) == "not supported (1 of 3 checks)"
     assert alpha_verdict([]) == "not testable (no SL-GEmo-CLAP runs)"
+
+
+def test_searched_alpha_verdicts():
+    from benchmark.reports.claims import SearchedAlpha
+
+    def verdict(*trials):
+        return SearchedAlpha("enc", trials).verdict
+
+    assert verdict((0.85, 0.60), (0.3, 0.55)) == "consistent"
+    assert verdict((0.3, 0.61), (0.9, 0.602)) == "consistent within noise"  # 0.8 points behind
+    assert verdict((0.3, 0.63), (0.9, 0.602)) == "not supported"  # 2.8 points behind
+    assert verdict((0.3, 0.61), (0.5, 0.55)) == "not testable (no trial with α_e in 0.8–0.9)"
+    assert verdict((0.85, 0.61)) == "not testable (fewer than 2 complete trials)"
+    assert SearchedAlpha("enc", ((0.3, 0.63), (0.9, 0.602), (0.81, 0.6))).gap == pytest.approx(0.028)
+
+
+def test_the_studys_alpha_search_is_evidence_for_c3(tmp_path, capsys):
+    """The search report's SL-GEmo-CLAP search in its real journal, beside simulated runs of the same study."""
+    import optuna
+
+    from benchmark.search_store import open_storage, storage_url, targets
+    from benchmark.studies import load_study
+    from tests.reports.test_searches import EMO, SL, STUDY, add_trials
+
+    path = tmp_path / "srep.toml"
+    path.write_text(STUDY.format(trials=12, root=tmp_path))
+    study = load_study(path)
+    storage = open_storage(study.search, storage_url(study))
+    emo, sl = targets(study)
+    add_trials(optuna.create_study(storage=storage, study_name=emo.study_name, direction="maximize"), EMO)
+    add_trials(optuna.create_study(storage=storage, study_name=sl.study_name, direction="maximize"), SL)
+    tracker = Tracker(study.tracking.uri, "srep")
+    configs = [SimConfig("tiny-wavlm", "emo-clap", skill=0.6), SimConfig("tiny-wavlm", "sl-gemo-clap", 0.9, skill=0.6)]
+    simulate_study(tracker, "srep", configs, per_speaker=10)
+    assert main(["report", "claims", str(path), "--out", str(tmp_path / "out"), "--n-boot", "50"]) == 0
+    capsys.readouterr()
+    # by hand from SL's rows: the best complete trial has alpha 0.99 (0.610); in 0.8-0.9 the best is 0.9 (0.605)
+    complete = [(r[1], r[4]) for r in SL if r[0] == "COMPLETE"]
+    best = max(complete, key=lambda t: t[1])
+    in_range = max((t for t in complete if 0.8 <= t[0] <= 0.9), key=lambda t: t[1])
+    assert (best, in_range) == ((0.99, 0.610), (0.90, 0.605))
+    frame = pd.read_csv(tmp_path / "out" / "srep" / "claims.csv")
+    row = frame[(frame["claim"] == "C3") & (frame["configuration"] == "Optuna search")].iloc[0]
+    assert row["trials"] == len(complete) and row["chosen_alpha"] == pytest.approx(0.99)
+    assert row["diff"] == pytest.approx(in_range[1] - best[1])
+    assert row["verdict"] == "consistent within noise"  # half a point behind: inside the near-best region
+    text = (tmp_path / "out" / "srep" / "claims.md").read_text()
+    row_md = f"| tiny-wavlm | {len(complete)} | 0.99 (61.00) | 0.9 (60.50) | 0.50 | **consistent within noise** |"
+    assert row_md in text
+    # the grid has one alpha (not testable); the search decides
+    assert "| C3 |" in text and "**consistent (0 of 1 checks chose α_e in range; 1 within noise of it)**" in text
+
+
+def test_near_best_is_the_search_reports():
+    from benchmark.reports import claims, searches
+
+    assert claims.NEAR_BEST == searches.NEAR_BEST
