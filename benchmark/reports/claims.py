@@ -257,14 +257,9 @@ def direction_checks(
         baseline = choice.chosen.get((encoder, "emo-clap"))
         if variant not in GENDER_AWARE or baseline is None:
             continue
-        comps, mde = [], []
-        for metric in METRICS:
-            comps.append(compare(cells, confusions, config, baseline, metric, n_boot=n_boot, seed=seed))
-            a, b = cells.fold_values(config, f"test_{metric}"), cells.fold_values(baseline, f"test_{metric}")
-            common = sorted(set(a.index) & set(b.index))
-            d = a.loc[common].to_numpy() - b.loc[common].to_numpy()
-            mde.append(stats.paired_mde(float(np.std(d, ddof=1)) if len(d) > 1 else math.nan, len(d), power=POWER))
-        out.append(DirectionCheck(encoder, variant, config, baseline, tuple(comps), tuple(mde)))
+        comps = [compare(cells, confusions, config, baseline, m, n_boot=n_boot, seed=seed) for m in METRICS]
+        mde = tuple(stats.paired_mde(c.test.sd, c.test.n, power=POWER) for c in comps)
+        out.append(DirectionCheck(encoder, variant, config, baseline, tuple(comps), mde))
     return out
 
 

@@ -44,6 +44,7 @@ class PairedTest:
         t, p_t: paired t statistic and two-sided p-value (None when undefined; see ``note``).
         w, p_w: Wilcoxon signed-rank statistic and two-sided p-value (None when undefined).
         note: why a p-value is missing, empty otherwise.
+        sd: sample standard deviation of the per-fold differences (NaN with fewer than two folds).
     """
 
     n: int
@@ -53,6 +54,7 @@ class PairedTest:
     w: float | None
     p_w: float | None
     note: str = ""
+    sd: float = math.nan
 
 
 def paired_tests(first: Sequence[float], second: Sequence[float]) -> PairedTest:
@@ -67,8 +69,11 @@ def paired_tests(first: Sequence[float], second: Sequence[float]) -> PairedTest:
         return PairedTest(n, mean, None, None, None, None, f"no p-value: {n} paired fold(s), a test needs 2")
     # exact zero within float noise: per-fold metrics are ratios of small integers
     d = np.where(np.abs(d) < 1e-12, 0.0, d)
+    sd = float(d.std(ddof=1))
     if not d.any():
-        return PairedTest(n, 0.0, None, None, None, None, "no p-value: the two agree on every fold (all differences 0)")
+        return PairedTest(
+            n, 0.0, None, None, None, None, "no p-value: the two agree on every fold (all differences 0)", sd
+        )
     t = p_t = None
     note = ""
     if np.ptp(d) < 1e-12:
@@ -80,7 +85,7 @@ def paired_tests(first: Sequence[float], second: Sequence[float]) -> PairedTest:
     # the exact distribution for small n on every scipy release (1.12 and 1.13 switch to the normal approximation
     # when a zero is present; 1.17 does not), so the same folds give the same p-value everywhere.
     res = stats.wilcoxon(d[d != 0], alternative="two-sided")
-    return PairedTest(n, mean, t, p_t, float(res.statistic), float(res.pvalue), note)
+    return PairedTest(n, mean, t, p_t, float(res.statistic), float(res.pvalue), note, sd)
 
 
 # ---- confusion counts per speaker ---------------------------------------------------------------------

@@ -188,3 +188,11 @@ def test_detectable_difference_is_undefined_without_spread_or_folds():
     assert math.isnan(stats.paired_mde(0.0, 5))
     assert math.isnan(stats.paired_mde(0.02, 1))
     assert math.isnan(stats.paired_mde(math.nan, 5))
+
+
+def test_paired_tests_carry_the_spread_of_the_differences():
+    a, b = [0.61, 0.55, 0.70, 0.52, 0.66], [0.58, 0.56, 0.64, 0.50, 0.60]
+    d = np.subtract(a, b)
+    assert stats.paired_tests(a, b).sd == pytest.approx(np.std(d, ddof=1))
+    assert stats.paired_tests(a, a).sd == 0.0
+    assert math.isnan(stats.paired_tests([0.5], [0.4]).sd)
