@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from benchmark import provenance
@@ -278,6 +279,8 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
         title = f"{spec.audio_encoder} {spec.variant}, fold {spec.fold}: {who}\nWAR {block['war']:.3f}  UAR {block['uar']:.3f}"
         confusion_png(block["confusion"], CLASSES, title, folder / f"{stem}.png")
     _write_predictions(folder / "predictions.csv", result.predictions)
+    if ctx.study.tracking.log_embeddings and result.embeddings is not None:
+        write_embeddings(folder / "embeddings.npz", result)
     for name, c in result.cross_corpus.items():
         (folder / "cross_corpus" / name).mkdir(parents=True)
         _write_predictions(folder / "cross_corpus" / name / "predictions.csv", c["predictions"])
@@ -295,6 +298,22 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
         "data_fingerprint": ctx.fingerprint,
     }
     (folder / "cell_spec.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def write_embeddings(path: Path, result: CellResult) -> None:
+    """``embeddings.npz``: the test utterances' audio embeddings (float16) beside their ids, speakers, genders,
+    true and predicted classes, and the class-prompt embeddings; ``np.load`` reads it without pickle."""
+    emb = result.embeddings
+    preds = {p["id"]: p for p in result.predictions}
+    rows = [preds[i] for i in emb.ids]
+    columns = {k: np.array([r[k] for r in rows], dtype=str) for k in ("id", "speaker", "gender", "emotion", "predicted")}
+    np.savez_compressed(
+        path,
+        audio=emb.audio.astype(np.float16),
+        prompts=emb.prompts.astype(np.float32),
+        classes=np.array(result.classes, dtype=str),
+        **columns,
+    )
 
 
 def _write_predictions(path: Path, predictions: list[dict]) -> None:

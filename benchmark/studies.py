@@ -40,6 +40,7 @@ seeds = [0]
 uri = ""                             # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here
 experiment = ""                      # default: the study name
 log_models = false                   # also log each cell's trained model (run artifact model/)
+log_embeddings = true                # log the test session's embeddings (embeddings.npz; report embeddings)
 
 [search]                             # SearchSpec: `gemo-bench search` (benchmark/search.py)
 trials = 20
@@ -106,11 +107,14 @@ class Protocol:
 @dataclass(frozen=True)
 class Tracking:
     """Where runs go. ``log_models``: also log each cell's trained model as its run's ``model/`` artifact
-    (``benchmark.models.saved``: an MLflow model that ``gemo-bench predict`` and ``evaluate`` read)."""
+    (``benchmark.models.saved``: an MLflow model that ``gemo-bench predict`` and ``evaluate`` read).
+    ``log_embeddings``: log where the selected model put each test utterance, ``embeddings.npz`` (float16
+    audio embeddings and the class-prompt embeddings; ``gemo-bench report embeddings`` reads them)."""
 
     uri: str = ""
     experiment: str = ""
     log_models: bool = False
+    log_embeddings: bool = True
 
 
 FAMILIES: tuple[str, ...] = ("wavlm", "hubert", "wav2vec2", "data2vec")

@@ -1,7 +1,7 @@
 """Fit and evaluate one cell: one fold of one configuration (encoders x variant x alpha x seed).
 
 Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
-:func:`train_epoch`, :func:`evaluate_split`; :func:`fit_cell` trains and selects the epoch on validation,
+:func:`train_epoch`, :func:`evaluate_split` (:func:`embed_split` also returns the embeddings); :func:`fit_cell` trains and selects the epoch on validation,
 :func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
 ``freeze_encoders`` the loaders can yield cached pooled features (``benchmark.features``) through the same
 steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
@@ -36,7 +36,7 @@ from benchmark.losses import (
     soft_targets,
 )
 from benchmark.models.attention import set_attention
-from benchmark.models.clap import ClapModel, ClapOutput, pair_logits
+from benchmark.models.clap import ClapModel, ClapOutput, classify, pair_logits
 from benchmark.models.encoders import load_audio_encoder, load_text_encoder
 from benchmark.resume import TrainingState, load_state, save_state
 from benchmark.seeding import seed_everything
@@ -51,6 +51,19 @@ class EpochStats:
     lr: float
     logit_scale: float
     seconds: float
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Where a model put each test utterance: its audio embedding E_a, and the K class-prompt embeddings.
+
+    Rows follow ``ids`` (sorted, as the predictions); both are L2-normalised, so a prediction is the row's
+    argmax of ``audio @ prompts.T``.
+    """
+
+    ids: tuple[str, ...]
+    audio: np.ndarray  # [n, d] float32
+    prompts: np.ndarray  # [K, d] float32, in CLASSES order
 
 
 @dataclass
@@ -68,6 +81,7 @@ class CellResult:
     classes: tuple[str, ...] = CLASSES
     cross_corpus: dict[str, dict] = field(default_factory=dict)  # name -> {"test": metrics, "predictions": [...]}
     resumed_from: int = 0  # training resumed after this epoch from a saved state (0: from the start)
+    embeddings: Embeddings | None = None  # of the test session, by the selected model
 
     def summary(self) -> dict:
         """The JSON ``train-cell --json`` prints."""
@@ -283,22 +297,40 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
-@torch.no_grad()
 def evaluate_split(
     model: ClapModel, loader: DataLoader, device: torch.device, precision: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dataset indices, true class, predicted class) over a split, in loader order."""
+    return embed_split(model, loader, device, precision)[:3]
+
+
+@torch.no_grad()
+def embed_split(
+    model: ClapModel, loader: DataLoader, device: torch.device, precision: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dataset indices, true class, predicted class, audio embeddings, class-prompt embeddings) over a split.
+
+    Rows in loader order; embeddings as float32 on the CPU, whatever the autocast precision.
+    """
     model.eval()
     dtype = autocast_dtype(precision, device)
-    index, y_true, y_pred = [], [], []
+    index, y_true, y_pred, emb = [], [], [], []
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         class_emb = model.class_embeddings()  # the K prompts, embedded once
         for batch in loader:
             batch = batch.to(device)
-            y_pred.append(model.predict(class_emb=class_emb, **batch.model_inputs()).cpu())
+            audio = model.embed(**batch.model_inputs())
+            y_pred.append(classify(audio, class_emb).cpu())
+            emb.append(audio.float().cpu())
             y_true.append(batch.emotion.cpu())
             index.append(batch.index.cpu())
-    return torch.cat(index).numpy(), torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
+    return (
+        torch.cat(index).numpy(),
+        torch.cat(y_true).numpy(),
+        torch.cat(y_pred).numpy(),
+        torch.cat(emb).numpy(),
+        class_emb.float().cpu().numpy(),
+    )
 
 
 def make_optimizer(model: ClapModel, cfg: TrainConfig, device: torch.device, total_steps: int):
@@ -440,13 +472,12 @@ def fit_cell(
 def evaluate_cell(fit: Fit, cross_corpus: Mapping[str, Sequence[Utterance]] | None = None) -> CellResult:
     """Score a fitted cell once on its test session, and on the whole of each cross-corpus evaluation corpus."""
     spec, fold, precision = fit.spec, fit.fold, fit.spec.train.precision
-    test, predictions = score(fit.model, fit.loaders["test"], fold.test, fit.device, precision)
+    test, predictions, embeddings = score(fit.model, fit.loaders["test"], fold.test, fit.device, precision)
     cross = {}
     for name, recs in (cross_corpus or {}).items():
         loader = split_loader(recs, spec, fit.collator, train=False, pin_memory=False)
-        cross[name] = dict(
-            zip(("test", "predictions"), score(fit.model, loader, recs, fit.device, precision), strict=True)
-        )
+        scored = score(fit.model, loader, recs, fit.device, precision)[:2]
+        cross[name] = dict(zip(("test", "predictions"), scored, strict=True))
     return CellResult(
         spec=spec,
         test=test,
@@ -458,21 +489,24 @@ def evaluate_cell(fit: Fit, cross_corpus: Mapping[str, Sequence[Utterance]] | No
         seconds=time.perf_counter() - fit.started,
         cross_corpus=cross,
         resumed_from=fit.resumed_from,
+        embeddings=embeddings,
     )
 
 
 def score(
     model: ClapModel, loader: DataLoader, records: Sequence[Utterance], device: torch.device, precision: str
-) -> tuple[dict, list[dict]]:
-    """Metrics (overall and per gender) and per-utterance predictions, sorted by id, of ``records`` (the loader's)."""
-    index, y_true, y_pred = evaluate_split(model, loader, device, precision)
+) -> tuple[dict, list[dict], Embeddings]:
+    """Metrics (overall and per gender), per-utterance predictions and embeddings, sorted by id, of ``records``."""
+    index, y_true, y_pred, audio, prompts = embed_split(model, loader, device, precision)
     recs = [records[i] for i in index]
     predictions = [
         {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
         for r, p in zip(recs, y_pred, strict=True)
     ]
     test = metrics.evaluate(y_true, y_pred, [r.gender for r in recs], CLASSES)
-    return test, sorted(predictions, key=lambda p: p["id"])
+    order = sorted(range(len(recs)), key=lambda i: recs[i].id)
+    embeddings = Embeddings(tuple(recs[i].id for i in order), audio[order], prompts)
+    return test, [predictions[i] for i in order], embeddings
 
 
 def train_cell(

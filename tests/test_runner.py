@@ -7,8 +7,12 @@ import sys
 import time
 from collections import Counter
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 
+from benchmark.data.records import CLASSES
 from benchmark.runner import run_study
 from benchmark.studies import load_study
 from benchmark.tracking import Tracker, resolve_uri
@@ -90,6 +94,7 @@ def test_run_logs_parents_children_artifacts_and_resumes(tmp_path):
             "predictions.csv",
             "cell_spec.json",
             "metrics.json",
+            "embeddings.npz",
         } <= names
         assert "model" not in names  # tracking.log_models is off by default
     for p in parents:
@@ -102,8 +107,9 @@ def test_run_logs_parents_children_artifacts_and_resumes(tmp_path):
     assert len(tracker.runs("cell")) == 4
 
 
-def test_log_models_keeps_each_cells_model_and_it_scores_as_logged(tmp_path):
-    from benchmark.models.saved import evaluate_records, load_model
+def test_log_models_keeps_each_cells_model_and_it_scores_and_embeds_as_logged(tmp_path):
+    from benchmark.models.saved import evaluate_records, load_model, utterance_loader
+    from benchmark.train import embed_split
 
     study = load_study(make_study(tmp_path), ["tracking.log_models=true", 'method.variants=["sl-gemo-clap"]'])
     assert run_study(study, progress=False).trained
@@ -113,9 +119,35 @@ def test_log_models_keeps_each_cells_model_and_it_scores_as_logged(tmp_path):
         model = load_model(f"runs:/{cell.run_id}/model", tracking_uri=tracker.uri)
         fold = int(cell.params["fold"])
         assert model.info["spec"]["fold"] == fold and model.info["test"]["uar"] == cell.metrics["test_uar"]
-        test, _ = evaluate_records(model, [r for r in records if r.test_fold == fold])
+        test_records = sorted((r for r in records if r.test_fold == fold), key=lambda r: r.id)
+        test, _ = evaluate_records(model, test_records)
         assert test["war"] == cell.metrics["test_war"] and test["uar"] == cell.metrics["test_uar"]
         assert not model.training_ids & {r.id for r in records if r.test_fold == fold}
+
+        # embeddings.npz: what this model gives each test utterance, beside the logged predictions
+        folder = tmp_path / cell.run_id
+        npz = np.load(tracker.client.download_artifacts(cell.run_id, "embeddings.npz", str(folder)))
+        preds = pd.read_csv(tracker.client.download_artifacts(cell.run_id, "predictions.csv", str(folder)))
+        assert list(npz["id"]) == [r.id for r in test_records] == list(preds["id"])
+        assert list(npz["gender"]) == [r.gender for r in test_records]
+        assert list(npz["speaker"]) == [r.speaker for r in test_records]
+        assert list(npz["emotion"]) == [r.emotion for r in test_records]
+        assert list(npz["predicted"]) == list(preds["predicted"]) and list(npz["classes"]) == list(CLASSES)
+        assert npz["audio"].dtype == np.float16 and npz["audio"].shape == (len(test_records), 16)
+        index, _, y_pred, audio, prompts = embed_split(model, utterance_loader(model, test_records), torch.device("cpu"), "fp32")
+        order = np.argsort(index)
+        np.testing.assert_allclose(npz["audio"].astype(np.float32), audio[order], atol=1e-3)  # float16 storage
+        np.testing.assert_allclose(npz["prompts"], prompts, atol=1e-6)
+        assert list(np.asarray(CLASSES)[y_pred[order]]) == list(npz["predicted"])
+
+
+def test_log_embeddings_off_logs_none(tmp_path):
+    overrides = ["tracking.log_embeddings=false", 'method.variants=["emo-clap"]', "protocol.folds=[1]"]
+    study = load_study(make_study(tmp_path), overrides)
+    assert run_study(study, progress=False).trained
+    (cell,) = Tracker(resolve_uri(study.tracking.uri), study.experiment_name).runs("cell", "FINISHED")
+    names = {a.path for a in Tracker(resolve_uri(study.tracking.uri), study.experiment_name).client.list_artifacts(cell.run_id)}
+    assert "predictions.csv" in names and "embeddings.npz" not in names
 
 
 def test_table_report_reads_runs_and_is_reproducible(tmp_path):

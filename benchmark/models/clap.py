@@ -56,6 +56,18 @@ class AudioSide:
     def embed_audio(self, pooled: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.audio_proj(pooled), dim=-1)
 
+    def embed(
+        self,
+        input_values: torch.Tensor | None = None,
+        sample_mask: torch.Tensor | None = None,
+        *,
+        pooled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """L2-normalised audio embeddings E_a of a batch: from the waveforms, or from cached pooled features."""
+        if pooled is None:
+            pooled = self.pooled_audio(input_values, sample_mask)
+        return self.embed_audio(pooled)
+
     @torch.no_grad()
     def predict(
         self,
@@ -66,11 +78,14 @@ class AudioSide:
         pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Class index per utterance: argmax cosine similarity to the class prompts."""
-        if pooled is None:
-            pooled = self.pooled_audio(input_values, sample_mask)
         if class_emb is None:
             class_emb = self.class_embeddings()
-        return (self.embed_audio(pooled) @ class_emb.T).argmax(dim=-1)
+        return classify(self.embed(input_values, sample_mask, pooled=pooled), class_emb)
+
+
+def classify(audio_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    """Class index per row of ``audio_emb``: argmax cosine similarity to the (normalised) class prompts."""
+    return (audio_emb @ class_emb.T).argmax(dim=-1)
 
 
 class ClapModel(AudioSide, nn.Module):

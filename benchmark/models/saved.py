@@ -295,7 +295,7 @@ def evaluate_records(model: SavedModel, records: Sequence[Utterance], *, precisi
     from benchmark.train import score
 
     device = next(model.parameters()).device
-    return score(model, utterance_loader(model, records), list(records), device, precision)
+    return score(model, utterance_loader(model, records), list(records), device, precision)[:2]
 
 
 @torch.no_grad()
