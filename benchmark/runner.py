@@ -306,7 +306,9 @@ def write_embeddings(path: Path, result: CellResult) -> None:
     emb = result.embeddings
     preds = {p["id"]: p for p in result.predictions}
     rows = [preds[i] for i in emb.ids]
-    columns = {k: np.array([r[k] for r in rows], dtype=str) for k in ("id", "speaker", "gender", "emotion", "predicted")}
+    columns = {
+        k: np.array([r[k] for r in rows], dtype=str) for k in ("id", "speaker", "gender", "emotion", "predicted")
+    }
     np.savez_compressed(
         path,
         audio=emb.audio.astype(np.float16),

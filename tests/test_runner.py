@@ -134,7 +134,9 @@ def test_log_models_keeps_each_cells_model_and_it_scores_and_embeds_as_logged(tm
         assert list(npz["emotion"]) == [r.emotion for r in test_records]
         assert list(npz["predicted"]) == list(preds["predicted"]) and list(npz["classes"]) == list(CLASSES)
         assert npz["audio"].dtype == np.float16 and npz["audio"].shape == (len(test_records), 16)
-        index, _, y_pred, audio, prompts = embed_split(model, utterance_loader(model, test_records), torch.device("cpu"), "fp32")
+        index, _, y_pred, audio, prompts = embed_split(
+            model, utterance_loader(model, test_records), torch.device("cpu"), "fp32"
+        )
         order = np.argsort(index)
         np.testing.assert_allclose(npz["audio"].astype(np.float32), audio[order], atol=1e-3)  # float16 storage
         np.testing.assert_allclose(npz["prompts"], prompts, atol=1e-6)
@@ -146,7 +148,10 @@ def test_log_embeddings_off_logs_none(tmp_path):
     study = load_study(make_study(tmp_path), overrides)
     assert run_study(study, progress=False).trained
     (cell,) = Tracker(resolve_uri(study.tracking.uri), study.experiment_name).runs("cell", "FINISHED")
-    names = {a.path for a in Tracker(resolve_uri(study.tracking.uri), study.experiment_name).client.list_artifacts(cell.run_id)}
+    names = {
+        a.path
+        for a in Tracker(resolve_uri(study.tracking.uri), study.experiment_name).client.list_artifacts(cell.run_id)
+    }
     assert "predictions.csv" in names and "embeddings.npz" not in names
 
 
