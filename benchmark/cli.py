@@ -140,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="reports", help="reports folder (default reports/)")
         _add_boot_args(p)
         p.set_defaults(func=cmd_report_more, kind=name)
+    emb = report.add_parser(
+        "embeddings",
+        help="emotions and speaker genders in each model's embedding space: silhouettes, F-M split, prompt "
+        "margins per gender, projections",
+    )
+    emb.add_argument("study", help="study file (studies/*.toml)")
+    emb.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    emb.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    emb.add_argument("--fold", type=int, help="fold whose test embeddings are drawn (default: the first all share)")
+    emb.add_argument("--projection", choices=("pca", "tsne"), default="pca", help="2-D projection (default pca)")
+    emb.add_argument("--seed", type=int, default=0, help="t-SNE seed (default 0)")
+    emb.set_defaults(func=cmd_report_embeddings)
     curves = report.add_parser(
         "curves", help="validation UAR/WAR and training loss per epoch over folds, and where the chosen epochs fell"
     )
@@ -156,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
         "all",
-        help="every report that applies: table, claims, ablation, bias, curves, cross-corpus, search, mechanism "
-        "(with a _control twin)",
+        help="every report that applies: table, claims, ablation, bias, embeddings, curves, cross-corpus, search, "
+        "mechanism (with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
     every.add_argument("--out", default="reports", help="reports folder (default reports/)")
@@ -733,6 +745,26 @@ def _searched_alphas(study) -> list:
     return [SearchedAlpha(encoder, tuple(trials)) for encoder, trials in searched_alphas(study).items() if trials]
 
 
+def cmd_report_embeddings(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.reports.embeddings import write_embeddings_report
+
+    study, tracker, tags = _study_reader(args.study, args.overrides)
+    report = write_embeddings_report(
+        tracker,
+        study.name,
+        Path(args.out),
+        encoders=study.encoders.audio,
+        study_tags=tags,
+        seed=args.seed,
+        fold=args.fold,
+        projection=args.projection,
+    )
+    _print_report(report)
+    return 0
+
+
 def cmd_report_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -754,7 +786,7 @@ def _control_path(study_path: str, given: str | None = None):
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, claims, cross_corpus, curves, mechanism, searches
+    from benchmark.reports import ablation, bias, claims, cross_corpus, curves, embeddings, mechanism, searches
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
 
@@ -770,6 +802,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     )
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
+    try:
+        written.append(embeddings.write_embeddings_report(tracker, study.name, out, **common).markdown)
+    except embeddings.NoEmbeddingsError as exc:
+        print(f"embeddings: skipped ({exc})")
     try:
         written.append(curves.write_curves_report(tracker, study.name, out, **common).markdown)
     except curves.NoCurvesError as exc:

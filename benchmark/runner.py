@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from benchmark import provenance
@@ -301,20 +300,22 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
 
 
 def write_embeddings(path: Path, result: CellResult) -> None:
-    """``embeddings.npz``: the test utterances' audio embeddings (float16) beside their ids, speakers, genders,
-    true and predicted classes, and the class-prompt embeddings; ``np.load`` reads it without pickle."""
+    """``embeddings.npz`` (:func:`benchmark.reports.embeddings.save`): the selected model's test embeddings."""
+    from benchmark.reports.embeddings import save
+
     emb = result.embeddings
     preds = {p["id"]: p for p in result.predictions}
     rows = [preds[i] for i in emb.ids]
-    columns = {
-        k: np.array([r[k] for r in rows], dtype=str) for k in ("id", "speaker", "gender", "emotion", "predicted")
-    }
-    np.savez_compressed(
+    save(
         path,
-        audio=emb.audio.astype(np.float16),
-        prompts=emb.prompts.astype(np.float32),
-        classes=np.array(result.classes, dtype=str),
-        **columns,
+        ids=emb.ids,
+        speakers=[r["speaker"] for r in rows],
+        genders=[r["gender"] for r in rows],
+        emotions=[r["emotion"] for r in rows],
+        predicted=[r["predicted"] for r in rows],
+        audio=emb.audio,
+        prompts=emb.prompts,
+        classes=result.classes,
     )
 
 

@@ -20,6 +20,7 @@ SECTIONS: dict[str, str] = {
     "claims.md": "Claims",
     "ablation.md": "Ablation",
     "bias.md": "Bias",
+    "embeddings.md": "Embeddings",
     "curves.md": "Learning curves",
     "search.md": "Searches",
     "cross_corpus.md": "Cross-corpus",

@@ -42,6 +42,9 @@ class SimConfig:
         gender_shift: added to ``skill`` for each gender (``{"F": 0.05}``: better for female speakers).
         params: extra logged parameters (``{"model.temperature": 0.05}``).
         xc_skill: skill on each evaluation corpus (default: ``skill - 0.15``).
+        emb_gender: log ``embeddings.npz`` too, with this weight on the speaker's gender direction (+u for
+            female, −u for male) beside weight ``emb_emotion`` on the true class's prompt, plus unit noise;
+            None: no embeddings. Embeddings are drawn apart from the predictions.
     """
 
     encoder: str
@@ -51,6 +54,11 @@ class SimConfig:
     gender_shift: Mapping[str, float] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     xc_skill: Mapping[str, float] = field(default_factory=dict)
+    emb_gender: float | None = None
+    emb_emotion: float = 1.0
+
+
+EMB_DIM = 16  # of simulated embeddings
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,35 @@ def _write_predictions(path: Path, corpus: Corpus, pred: np.ndarray) -> None:
             )
 
 
+def _write_embeddings(
+    path: Path, corpus: Corpus, pred: np.ndarray, cfg: SimConfig, space: tuple[np.ndarray, np.ndarray], rng
+) -> None:
+    from benchmark.reports.embeddings import save
+
+    prompts, gender_dir = space
+    g = np.asarray(corpus.genders)[corpus.speaker_of]
+    sign = np.where(g == "F", 1.0, -1.0)[:, None]
+    noise = rng.normal(0.0, 1.0 / np.sqrt(EMB_DIM), (len(g), EMB_DIM))
+    audio = cfg.emb_emotion * prompts[corpus.emotion] + cfg.emb_gender * sign * gender_dir + noise
+    save(
+        path,
+        ids=corpus.ids,
+        speakers=np.asarray(corpus.speakers)[corpus.speaker_of],
+        genders=g,
+        emotions=np.asarray(CLASSES)[corpus.emotion],
+        predicted=np.asarray(CLASSES)[pred],
+        audio=audio / np.linalg.norm(audio, axis=1, keepdims=True),
+        prompts=prompts,
+    )
+
+
+def _embedding_space(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's class prompts (unit rows) and a unit gender direction, shared by every configuration."""
+    x = rng.normal(size=(len(CLASSES) + 1, EMB_DIM))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:-1], x[-1]
+
+
 def _scores(corpus: Corpus, pred: np.ndarray) -> dict:
     groups = np.asarray(corpus.genders)[corpus.speaker_of]
     return evaluate(corpus.emotion, pred, groups, CLASSES, GENDERS)
@@ -145,6 +182,9 @@ def simulate_study(
     rng = np.random.default_rng(seed)
     sessions = {f: iemocap_like(f, per_speaker, rng) for f in folds}
     effects = {f: rng.normal(0, speaker_sd, 2) for f in folds}
+    # embeddings draw from their own generators: a store with them has the same predictions as one without
+    spaces = {f: _embedding_space(np.random.default_rng([seed, f])) for f in folds}
+    emb_rng = np.random.default_rng([seed, len(folds), 7919])
     xc = {c: eval_corpus(c, n, k, rng) for c, (n, k) in (eval_corpora or {}).items()}
     xc_effects = {c: rng.normal(0, speaker_sd, len(corpus.speakers)) for c, corpus in xc.items()}
     data = {
@@ -214,6 +254,8 @@ def simulate_study(
                     metrics |= {f"test_war_{g}": m["war"], f"test_uar_{g}": m["uar"]}
                 with tempfile.TemporaryDirectory() as tmp:
                     _write_predictions(Path(tmp) / "predictions.csv", corpus, pred)
+                    if cfg.emb_gender is not None:
+                        _write_embeddings(Path(tmp) / "embeddings.npz", corpus, pred, cfg, spaces[f], emb_rng)
                     for c, ecorpus in xc.items():
                         skill = cfg.xc_skill.get(c, cfg.skill - 0.15) + shift
                         epred = predict(ecorpus, skill, cfg.gender_shift, xc_effects[c], rng)

@@ -6,10 +6,11 @@ from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
 
 # SL-GEmo-CLAP is 15 points better than Emo-CLAP on the main study and equal on the control; ML equals.
+# Embeddings: SL-GEmo-CLAP's carry a gender direction, the others' none.
 MAIN = [
-    SimConfig("tiny-wavlm", "emo-clap", skill=0.5, gender_shift={"M": 0.04}),
-    SimConfig("tiny-wavlm", "sl-gemo-clap", 0.8, skill=0.65, gender_shift={"M": 0.0}),
-    SimConfig("tiny-wavlm", "ml-gemo-clap", 0.8, skill=0.5, gender_shift={"M": 0.04}),
+    SimConfig("tiny-wavlm", "emo-clap", skill=0.5, gender_shift={"M": 0.04}, emb_gender=0.0),
+    SimConfig("tiny-wavlm", "sl-gemo-clap", 0.8, skill=0.65, gender_shift={"M": 0.0}, emb_gender=0.8),
+    SimConfig("tiny-wavlm", "ml-gemo-clap", 0.8, skill=0.5, gender_shift={"M": 0.04}, emb_gender=0.0),
 ]
 CONTROL = [SimConfig(c.encoder, c.variant, c.alpha, skill=0.5, gender_shift={"M": 0.04}) for c in MAIN]
 

@@ -142,10 +142,20 @@ def test_report_all_writes_every_report_and_the_twin(tmp_path, sim_store, capsys
     capsys.readouterr()
     assert main(["report", "all", str(study), "--out", str(out), "--n-boot", "100"]) == 0
     printed = capsys.readouterr().out
-    names = ["table.md", "claims.md", "ablation.md", "bias.md", "curves.md", "cross_corpus.md", "mechanism.md"]
+    names = [
+        "table.md",
+        "claims.md",
+        "ablation.md",
+        "bias.md",
+        "embeddings.md",
+        "curves.md",
+        "cross_corpus.md",
+        "mechanism.md",
+    ]
     assert all((out / "sim" / n).is_file() for n in names)
     assert "wrote " + ", ".join(str(out / "sim" / n) for n in names) in printed
     page = (out / "sim" / "index.html").read_text()
     assert all(
-        f'id="{n.removesuffix(".md")}"' in page for n in ("table", "claims", "ablation", "bias", "curves", "mechanism")
+        f'id="{n.removesuffix(".md")}"' in page
+        for n in ("table", "claims", "ablation", "bias", "embeddings", "curves", "mechanism")
     )

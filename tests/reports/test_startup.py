@@ -23,13 +23,13 @@ print("@@" + json.dumps({"code": code, "heavy": heavy}))
 
 
 @pytest.mark.parametrize(
-    "kind", ["table", "claims", "ablation", "bias", "curves", "cross-corpus", "mechanism", "compare"]
+    "kind", ["table", "claims", "ablation", "bias", "embeddings", "curves", "cross-corpus", "mechanism", "compare"]
 )
 def test_report_command_loads_no_model_library(kind, tmp_path, sim_store):
     uri, _, _ = sim_store
     study, control = write_pair(tmp_path, uri=uri)
     args = ["report", kind, str(study), *([str(control)] if kind == "compare" else []), "--out", str(tmp_path / "out")]
-    if kind not in ("table", "curves"):
+    if kind not in ("table", "curves", "embeddings"):
         args += ["--n-boot", "50"]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
