@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fold", type=int, help="score only this test fold (a session on IEMOCAP); default: every utterance"
     )
     ev.add_argument("--predictions", metavar="CSV", help="also write the per-utterance predictions to this CSV file")
+    ev.add_argument(
+        "--embeddings",
+        metavar="NPZ",
+        help="also write the utterances' embeddings and the class prompts' (embeddings.npz format) to this file",
+    )
     ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -515,9 +520,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
+    from pathlib import Path
 
     from benchmark import metrics
-    from benchmark.models.saved import evaluate_records
+    from benchmark.models.saved import score_records
 
     model = _load_saved(args)
     data = _data_spec(args)
@@ -534,7 +540,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"(it was trained with fold {model.info['spec']['fold']} held out): their scores are not held-out",
             file=sys.stderr,
         )
-    test, predictions = evaluate_records(model, records)
+    test, predictions, embeddings = score_records(model, records)
     out = {
         **metrics.headline(test),
         "confusion": test["confusion"],
@@ -551,6 +557,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(f, fieldnames=list(predictions[0]))
             writer.writeheader()
             writer.writerows(predictions)
+    if args.embeddings:
+        from benchmark.reports.embeddings import save_scored
+
+        emb = embeddings
+        save_scored(Path(args.embeddings), predictions, emb.ids, emb.audio, emb.prompts, model.classes)
     if args.json:
         print(json.dumps(out))
         return 0

@@ -300,23 +300,11 @@ def write_cell_artifacts(result: CellResult, ctx: Context, folder: Path) -> None
 
 
 def write_embeddings(path: Path, result: CellResult) -> None:
-    """``embeddings.npz`` (:func:`benchmark.reports.embeddings.save`): the selected model's test embeddings."""
-    from benchmark.reports.embeddings import save
+    """``embeddings.npz`` (:mod:`benchmark.reports.embeddings`): the selected model's test embeddings."""
+    from benchmark.reports.embeddings import save_scored
 
     emb = result.embeddings
-    preds = {p["id"]: p for p in result.predictions}
-    rows = [preds[i] for i in emb.ids]
-    save(
-        path,
-        ids=emb.ids,
-        speakers=[r["speaker"] for r in rows],
-        genders=[r["gender"] for r in rows],
-        emotions=[r["emotion"] for r in rows],
-        predicted=[r["predicted"] for r in rows],
-        audio=emb.audio,
-        prompts=emb.prompts,
-        classes=result.classes,
-    )
+    save_scored(path, result.predictions, emb.ids, emb.audio, emb.prompts, result.classes)
 
 
 def _write_predictions(path: Path, predictions: list[dict]) -> None:

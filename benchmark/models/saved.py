@@ -292,10 +292,15 @@ def utterance_loader(model: SavedModel, records: Sequence[Utterance], *, pin_mem
 
 def evaluate_records(model: SavedModel, records: Sequence[Utterance], *, precision: str = "auto") -> tuple[dict, list]:
     """Metrics (overall and per gender) and per-utterance predictions of a saved model on labelled records."""
+    return score_records(model, records, precision=precision)[:2]
+
+
+def score_records(model: SavedModel, records: Sequence[Utterance], *, precision: str = "auto"):
+    """:func:`evaluate_records` and the records' embeddings (``benchmark.train.Embeddings``), in one pass."""
     from benchmark.train import score
 
     device = next(model.parameters()).device
-    return score(model, utterance_loader(model, records), list(records), device, precision)[:2]
+    return score(model, utterance_loader(model, records), list(records), device, precision)
 
 
 @torch.no_grad()

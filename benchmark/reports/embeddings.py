@@ -116,12 +116,38 @@ def save(
     ``classes``.
     """
     columns = {"id": ids, "speaker": speakers, "gender": genders, "emotion": emotions, "predicted": predicted}
-    np.savez_compressed(
+    with open(path, "wb") as f:  # a file object: numpy would add ".npz" to a path without it
+        np.savez_compressed(
+            f,
+            audio=np.asarray(audio, dtype=np.float16),
+            prompts=np.asarray(prompts, dtype=np.float32),
+            classes=np.asarray(classes, dtype=str),
+            **{k: np.asarray(v, dtype=str) for k, v in columns.items()},
+        )
+
+
+def save_scored(
+    path: Path,
+    predictions: Sequence[Mapping[str, str]],
+    ids: Sequence[str],
+    audio: np.ndarray,
+    prompts: np.ndarray,
+    classes: Sequence[str] = CLASSES,
+) -> None:
+    """:func:`save` from per-utterance prediction rows (``id, speaker, gender, emotion, predicted``) and the
+    embeddings of ``ids`` (rows in that order)."""
+    by_id = {p["id"]: p for p in predictions}
+    rows = [by_id[i] for i in ids]
+    save(
         path,
-        audio=np.asarray(audio, dtype=np.float16),
-        prompts=np.asarray(prompts, dtype=np.float32),
-        classes=np.asarray(classes, dtype=str),
-        **{k: np.asarray(v, dtype=str) for k, v in columns.items()},
+        ids=ids,
+        speakers=[r["speaker"] for r in rows],
+        genders=[r["gender"] for r in rows],
+        emotions=[r["emotion"] for r in rows],
+        predicted=[r["predicted"] for r in rows],
+        audio=audio,
+        prompts=prompts,
+        classes=classes,
     )
 
 

@@ -175,10 +175,18 @@ def test_cli_train_save_evaluate_and_predict(capsys, small_corpus, tmp_path):
     assert code == 0, err
     trained = json.loads(out)
 
-    code, out, err = run(capsys, "evaluate", tmp_path / "m", *common[:2], "--fold", "3", "--json")
+    files = ["--embeddings", tmp_path / "e.emb", "--predictions", tmp_path / "p3.csv"]
+    code, out, err = run(capsys, "evaluate", tmp_path / "m", *common[:2], "--fold", "3", "--json", *files)
     assert code == 0, err
     scored = json.loads(out)
     assert "warning" not in err
+    # the embeddings file, at the path given: a row per scored utterance beside its prediction (its values are
+    # checked against the model in test_runner)
+    emb = np.load(tmp_path / "e.emb", allow_pickle=False)
+    preds = pd.read_csv(tmp_path / "p3.csv")
+    assert list(emb["id"]) == list(preds["id"]) and list(emb["predicted"]) == list(preds["predicted"])
+    assert len(preds) == trained["sizes"]["test"] and emb["audio"].shape == (len(preds), 16)
+    assert set(emb["speaker"]) == {"Ses03F", "Ses03M"} and list(emb["classes"]) == list(CLASSES)
     assert {k: scored[k] for k in ("war", "uar", "confusion", "by_gender")} == {
         k: trained[k] for k in ("war", "uar", "confusion", "by_gender")
     }
