@@ -7,8 +7,9 @@ The store holds two studies of 1,000 fold runs each (the mechanism report reads 
 configurations (Emo-CLAP, SL- and ML-GEmo-CLAP at two alphas, each at two temperatures) x 5 seeds x 5
 folds, with parent runs, 20 epochs of training history per run, ``predictions.csv`` of a whole IEMOCAP
 session per run (2 speakers x ``--per-speaker`` utterances) and cross-corpus metrics for two evaluation
-corpora. Populating it takes
-minutes and is done once; the timings are of the reports only.
+corpora. The embeddings report is timed on a third study of the paper table's size, 4 encoders x 3 variants x
+5 folds, whose runs log ``embeddings.npz`` of IEMOCAP's shape (a whole session, d = 512). Populating the store
+takes minutes and is done once; the timings are of the reports only.
 
 Each report is timed in this process (imports done, as in a long session) and as the ``gemo-bench report``
 command in a fresh process (imports included), in wall-clock and CPU seconds: on a shared machine the CPU
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.reports import ablation, bias, claims, cross_corpus, curves, mechanism
+from benchmark.reports import ablation, bias, claims, cross_corpus, curves, embeddings, mechanism
 from benchmark.reports.common import load_cells, load_predictions
 from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
@@ -42,7 +43,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ENCODERS = ("tiny-wavlm", "tiny-hubert", "tiny-wav2vec2", "tiny-data2vec")
 EPOCHS = 20  # per-epoch history of each fold run (5 metrics a step), as a 20-epoch study logs
-STUDY, CONTROL = "bench_reports", "bench_reports_control"
+STUDY, CONTROL, EMBEDDINGS = "bench_reports", "bench_reports_control", "bench_embeddings"
+EMB_DIM = 512  # the projection's default dimension
 STUDY_FILE = """name = "{name}"
 [data]
 corpus = "embedded"
@@ -89,6 +91,20 @@ def populate(store: Path, per_speaker: int) -> None:
             epochs=EPOCHS,
         )
         print(f"populated {name}: {n} fold runs in {time.perf_counter() - started:.0f} s", flush=True)
+    tracker = Tracker(uri, EMBEDDINGS)
+    if len(tracker.runs("cell", "FINISHED")) < 60:
+        started = time.perf_counter()
+        table = [
+            SimConfig(encoder, variant, alpha, 0.6, emb_gender=gender)
+            for encoder in ENCODERS
+            for variant, alpha, gender in (
+                ("emo-clap", 1.0, 0.0),
+                ("sl-gemo-clap", 0.9, 0.3),
+                ("ml-gemo-clap", 0.9, 0.1),
+            )
+        ]
+        n = simulate_study(tracker, EMBEDDINGS, table, per_speaker=per_speaker, epochs=EPOCHS, emb_dim=EMB_DIM)
+        print(f"populated {EMBEDDINGS}: {n} fold runs in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def timed(fn, repeat: int) -> float:
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     store.mkdir(parents=True, exist_ok=True)
     populate(store, args.per_speaker)
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    tracker, control = Tracker(uri, STUDY), Tracker(uri, CONTROL)
+    tracker, control, emb = Tracker(uri, STUDY), Tracker(uri, CONTROL), Tracker(uri, EMBEDDINGS)
     out = store / "reports"
     results: dict[str, dict[str, float]] = {}
 
@@ -169,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         "curves": lambda: curves.write_curves_report(tracker, STUDY, out, encoders=ENCODERS),
         "cross-corpus": lambda: cross_corpus.write_cross_corpus_report(tracker, STUDY, out, encoders=ENCODERS),
         "mechanism": lambda: mechanism.write_mechanism_report(tracker, control, STUDY, CONTROL, out, encoders=ENCODERS),
+        "embeddings": lambda: embeddings.write_embeddings_report(emb, EMBEDDINGS, out, encoders=ENCODERS),
     }
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
-        for name, control_flag in ((STUDY, "false"), (CONTROL, "true")):
+        for name, control_flag in ((STUDY, "false"), (CONTROL, "true"), (EMBEDDINGS, "false")):
             files[name] = Path(tmp) / f"{name}.toml"
             files[name].write_text(
                 STUDY_FILE.format(name=name, control=control_flag, encoders=json.dumps(list(ENCODERS)), uri=uri)
@@ -181,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         results["imports"] = dict(zip(("command wall (s)", "command CPU (s)"), run_command(imports)[:2], strict=True))
         for name, fn in reports.items():
             wall, cpu = timed_both(fn, args.repeat)
-            cmd = [sys.executable, "-m", "benchmark.cli", "report", name, str(files[STUDY]), "--out", str(out)]
+            study_file = files[EMBEDDINGS if name == "embeddings" else STUDY]
+            cmd = [sys.executable, "-m", "benchmark.cli", "report", name, str(study_file), "--out", str(out)]
             if name == "mechanism":
                 cmd = [*cmd[:6], "--control", str(files[CONTROL]), *cmd[6:]]
             cwall, ccpu, proc = run_command(cmd)
@@ -209,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "load_average": os.getloadavg()[0],
             "runs_per_study": len(runs),
+            "runs_of_the_embeddings_study": len(emb.runs("cell", "FINISHED")),
             "predictions_per_study": len(preds.y_true),
             "cpu_count": os.cpu_count(),
             "results": results,

@@ -124,9 +124,10 @@ def _write_embeddings(
     from benchmark.reports.embeddings import save
 
     prompts, gender_dir = space
+    dim = prompts.shape[1]
     g = np.asarray(corpus.genders)[corpus.speaker_of]
     sign = np.where(g == "F", 1.0, -1.0)[:, None]
-    noise = rng.normal(0.0, 1.0 / np.sqrt(EMB_DIM), (len(g), EMB_DIM))
+    noise = rng.normal(0.0, 1.0 / np.sqrt(dim), (len(g), dim))
     audio = cfg.emb_emotion * prompts[corpus.emotion] + cfg.emb_gender * sign * gender_dir + noise
     save(
         path,
@@ -140,9 +141,9 @@ def _write_embeddings(
     )
 
 
-def _embedding_space(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _embedding_space(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """A fold's class prompts (unit rows) and a unit gender direction, shared by every configuration."""
-    x = rng.normal(size=(len(CLASSES) + 1, EMB_DIM))
+    x = rng.normal(size=(len(CLASSES) + 1, dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x[:-1], x[-1]
 
@@ -167,6 +168,7 @@ def simulate_study(
     seed: int = 0,
     epochs: int = 1,
     weights: str = "simulated",
+    emb_dim: int = EMB_DIM,
 ) -> int:
     """Log a simulated study into ``tracker``'s experiment; returns the number of fold runs written.
 
@@ -178,12 +180,13 @@ def simulate_study(
         epochs: per-epoch history logged per fold run (validation figures rising to the final ones).
         weights: the ``gemo.weights`` tag's kind (``simulated (<encoder>)``), e.g. ``pretrained`` to see how
             reports treat runs of pre-trained checkpoints.
+        emb_dim: dimension of the simulated embeddings (configurations with ``emb_gender``).
     """
     rng = np.random.default_rng(seed)
     sessions = {f: iemocap_like(f, per_speaker, rng) for f in folds}
     effects = {f: rng.normal(0, speaker_sd, 2) for f in folds}
     # embeddings draw from their own generators: a store with them has the same predictions as one without
-    spaces = {f: _embedding_space(np.random.default_rng([seed, f])) for f in folds}
+    spaces = {f: _embedding_space(np.random.default_rng([seed, f]), emb_dim) for f in folds}
     emb_rng = np.random.default_rng([seed, len(folds), 7919])
     xc = {c: eval_corpus(c, n, k, rng) for c, (n, k) in (eval_corpora or {}).items()}
     xc_effects = {c: rng.normal(0, speaker_sd, len(corpus.speakers)) for c, corpus in xc.items()}
