@@ -27,6 +27,11 @@ from tests.reports.test_mechanism import write_pair
 
 # ---- slow references -----------------------------------------------------------------------------------
 
+# the report takes its silhouettes' distances in float32 (from float16 embeddings); the rest in float64
+TOL = {"sil_emotion": 1e-6, "sil_gender": 1e-6} | dict.fromkeys(
+    ("gender_split", "margin_F", "margin_M", "margin_gap", "abs_margin_gap", "spread"), 1e-9
+)
+
 
 def cos_dist(a, b):
     return 1.0 - sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
@@ -116,7 +121,7 @@ def test_measures_match_a_slow_reference(tmp_path):
     stored = np.load(path)["audio"].astype(np.float64)
     want = ref_measures(stored, np.load(path)["prompts"].astype(np.float64), list(genders), list(emotions))
     for key, value in want.items():
-        assert got[key] == pytest.approx(value, abs=1e-9), key
+        assert got[key] == pytest.approx(value, abs=TOL[key]), key
     assert got["n"] == len(genders)
     assert got["sil_gender"] > 0.05  # the file's genders were pulled apart along one axis
 
@@ -177,7 +182,7 @@ def test_report_finds_the_simulated_gender_direction_and_its_figures_are_the_run
     ref = pd.DataFrame(recomputed)
     runs = report.runs.merge(ref, on=["variant", "fold"], suffixes=("", "_ref"))
     for key in ("sil_emotion", "sil_gender", "gender_split", "margin_gap"):
-        np.testing.assert_allclose(runs[key], runs[f"{key}_ref"], atol=1e-9)
+        np.testing.assert_allclose(runs[key], runs[f"{key}_ref"], atol=TOL[key])
 
     # SL-GEmo-CLAP's embeddings carry the gender direction: genders further apart, paired over folds
     by = {(d.config.split(" | ")[1].split()[0], d.measure): d for d in report.differences}
@@ -186,8 +191,8 @@ def test_report_finds_the_simulated_gender_direction_and_its_figures_are_the_run
             d = by[(variant, measure)]
             a = ref[ref["variant"] == variant.lower()].sort_values("fold")[measure].to_numpy()
             b = ref[ref["variant"] == "emo-clap"].sort_values("fold")[measure].to_numpy()
-            assert d.test.mean_diff == pytest.approx((a - b).mean(), abs=1e-9)
-            assert d.test.p_t == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-6)
+            assert d.test.mean_diff == pytest.approx((a - b).mean(), abs=2 * TOL[measure])
+            assert d.test.p_t == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-4)
     assert by[("SL-GEmo-CLAP", "sil_gender")].reading == "genders further apart"
     assert by[("SL-GEmo-CLAP", "gender_split")].reading == "each emotion split more by gender"
     assert by[("SL-GEmo-CLAP", "sil_gender")].test.p_t < 0.001
@@ -196,8 +201,8 @@ def test_report_finds_the_simulated_gender_direction_and_its_figures_are_the_run
 
     summary = report.summary.set_index("variant")
     emo = ref[ref["variant"] == "emo-clap"]["sil_gender"]
-    assert summary.loc["emo-clap", "sil_gender_mean"] == pytest.approx(emo.mean(), abs=1e-9)
-    assert summary.loc["emo-clap", "sil_gender_std"] == pytest.approx(emo.std(ddof=1), abs=1e-9)
+    assert summary.loc["emo-clap", "sil_gender_mean"] == pytest.approx(emo.mean(), abs=1e-6)
+    assert summary.loc["emo-clap", "sil_gender_std"] == pytest.approx(emo.std(ddof=1), abs=1e-6)
 
     md = report.markdown.read_text()
     assert "genders further apart" in md and "| SL-GEmo-CLAP α=0.8 | 5 |" in md
