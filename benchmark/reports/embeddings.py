@@ -321,18 +321,26 @@ class EmbeddingsReport:
     drawn: Mapping[str, Mapping[str, tuple[str, int, int] | None]]  # encoder -> config -> (run, fold, seed)
 
 
-def read_measures(tracker: Tracker, cells: Cells) -> tuple[pd.DataFrame, dict[str, bytes], list[str]]:
-    """Per fold run with an ``embeddings.npz``: its measures (one bulk read); the raw files; runs without one."""
-    files = tracker.read_artifacts(cells.runs.values(), ARTIFACT)
-    rows = []
-    for _, r in cells.frame.iterrows():
-        data = files.get(r["run_id"])
-        if data is None:
-            continue
-        where = f"run {r['run_id']} ({r['config']}, fold {r['fold']}) {ARTIFACT}"
-        rows.append({"run_id": r["run_id"], **run_measures(parse(data, where))})
-    missing = [rid for rid in cells.frame["run_id"] if rid not in files]
-    return pd.DataFrame(rows), files, missing
+READ_CHUNK = 64  # runs whose files are held in memory at once (about 1 MB each on IEMOCAP)
+
+
+def read_measures(tracker: Tracker, cells: Cells) -> tuple[pd.DataFrame, list[str]]:
+    """Per fold run with an ``embeddings.npz``: its measures; and the runs without one.
+
+    Files are read in bulk, :data:`READ_CHUNK` runs at a time, so memory does not grow with the study.
+    """
+    rows, missing = [], []
+    frame = cells.frame
+    for start in range(0, len(frame), READ_CHUNK):
+        part = frame.iloc[start : start + READ_CHUNK]
+        files = tracker.read_artifacts([cells.runs[r] for r in part["run_id"]], ARTIFACT)
+        for run_id, config, fold in zip(part["run_id"], part["config"], part["fold"], strict=True):
+            if run_id not in files:
+                missing.append(run_id)
+                continue
+            where = f"run {run_id} ({config}, fold {fold}) {ARTIFACT}"
+            rows.append({"run_id": run_id, **run_measures(parse(files[run_id], where))})
+    return pd.DataFrame(rows), missing
 
 
 def differences(cells: Cells) -> list[Difference]:
@@ -370,12 +378,12 @@ def write_embeddings_report(
     Raises:
         NoEmbeddingsError: no finished fold run logged embeddings; nothing is written.
         EmbeddingsFileError: a run's file cannot be read; nothing is written.
-        ValueError: an unknown ``projection``.
+        ValueError: an unknown ``projection``, or a ``fold`` no run has; nothing is written.
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"projection {projection!r}: expected one of {', '.join(PROJECTIONS)}")
     cells = load_cells(tracker, study_name, encoders)
-    measures, files, missing = read_measures(tracker, cells)
+    measures, missing = read_measures(tracker, cells)
     if measures.empty:
         raise NoEmbeddingsError(
             f"study {study_name!r}: none of its {len(cells.frame)} finished fold runs logged {ARTIFACT} "
@@ -389,14 +397,22 @@ def write_embeddings_report(
     diffs = differences(cells)
     key_cols = ["run_id", "config", "encoder", "variant", "alpha", *cells.extras, "fold", "seed"]
     runs = cells.frame[[*key_cols, "n", *columns]]
+    if fold is not None and fold not in set(cells.frame["fold"]):
+        folds = ", ".join(str(f) for f in sorted(set(cells.frame["fold"])))
+        raise ValueError(f"--fold {fold}: no fold run with embeddings has it (folds: {folds})")
+    drawn = {
+        encoder: _plotted_runs(cells, list(configs["config"]), fold)
+        for encoder, configs in cells.configs().groupby("encoder", sort=False)
+    }
+    chosen = [cells.runs[m[0]] for shown in drawn.values() for m in shown.values() if m is not None]
+    files = tracker.read_artifacts(chosen, ARTIFACT)
 
     head = header(cells, tracker, f"{study_name}: embeddings — emotions and speaker genders in the embedding space")
     out = ReportFolder(out_root, study_name)
     title = f"{study_name} — {head['data']}\n{head['weights']}"
-    figs, drawn = [], {}
-    for encoder, configs in cells.configs().groupby("encoder", sort=False):
-        drawn[encoder] = _plotted_runs(cells, list(configs["config"]), fold)
-        fig = figure(encoder, drawn[encoder], cells, files, projection, seed, title)
+    figs = []
+    for encoder, shown in drawn.items():
+        fig = figure(encoder, shown, cells, files, projection, seed, title)
         figs.append(out.figure(f"embeddings_{_slug(encoder)}.png", fig))
     text = markdown(summary, diffs, head, len(missing), projection, drawn, [p.name for p in figs])
     md = out.text("embeddings.md", text)

@@ -228,7 +228,8 @@ def _artifact_file(tracker, run_id):
     return _local_artifact_dir(tracker.client.get_run(run_id).info.artifact_uri) / ARTIFACT
 
 
-def test_runs_without_embeddings_are_counted_and_left_out(small_store, tmp_path):
+def test_runs_without_embeddings_are_counted_and_left_out(small_store, tmp_path, monkeypatch):
+    monkeypatch.setattr("benchmark.reports.embeddings.READ_CHUNK", 4)  # several bulk reads, one run left out
     cells = load_cells(small_store, "small")
     gone = cells.frame[(cells.frame["variant"] == "emo-clap") & (cells.frame["fold"] == 1)]["run_id"].item()
     _artifact_file(small_store, gone).unlink()
@@ -285,3 +286,6 @@ def test_command_draws_the_asked_fold_with_tsne(sim_store, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args[:-4], "--projection", "umap"])
     assert "invalid choice: 'umap'" in capsys.readouterr().err
+    assert main([*args[:3], "--fold", "9", "--out", str(tmp_path / "none")]) == 2
+    assert "--fold 9: no fold run with embeddings has it (folds: 1, 2, 3, 4, 5)" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "sim" / "embeddings.md").exists()
