@@ -560,8 +560,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.embeddings:
         from benchmark.reports.embeddings import save_scored
 
-        emb = embeddings
-        save_scored(Path(args.embeddings), predictions, emb.ids, emb.audio, emb.prompts, model.classes)
+        e = embeddings
+        save_scored(Path(args.embeddings), predictions, e.ids, e.audio, e.prompts, model.classes)
     if args.json:
         print(json.dumps(out))
         return 0

@@ -1,8 +1,8 @@
 """Fit and evaluate one cell: one fold of one configuration (encoders x variant x alpha x seed).
 
 Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
-:func:`train_epoch`, :func:`evaluate_split` (:func:`embed_split` also returns the embeddings); :func:`fit_cell` trains and selects the epoch on validation,
-:func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
+:func:`train_epoch`, :func:`evaluate_split` (:func:`embed_split` also returns the embeddings);
+:func:`fit_cell` trains and selects the epoch on validation, :func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
 ``freeze_encoders`` the loaders can yield cached pooled features (``benchmark.features``) through the same
 steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
 """
@@ -55,7 +55,7 @@ class EpochStats:
 
 @dataclass(frozen=True)
 class Embeddings:
-    """Where a model put each test utterance: its audio embedding E_a, and the K class-prompt embeddings.
+    """Where a model put each scored utterance: its audio embedding E_a, and the K class-prompt embeddings.
 
     Rows follow ``ids`` (sorted, as the predictions); both are L2-normalised, so a prediction is the row's
     argmax of ``audio @ prompts.T``.
