@@ -2,9 +2,9 @@
 
 Named steps over a flat loop: :func:`setup_model`, :func:`setup_data`, :func:`loss_step`,
 :func:`train_epoch`, :func:`evaluate_split` (:func:`embed_split` also returns the embeddings);
-:func:`fit_cell` trains and selects the epoch on validation, :func:`evaluate_cell` scores the test session once, :func:`train_cell` does both (searches only fit). With
-``freeze_encoders`` the loaders can yield cached pooled features (``benchmark.features``) through the same
-steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
+:func:`fit_cell` trains and selects the epoch on validation, :func:`evaluate_cell` scores the test session
+once, :func:`train_cell` does both (searches only fit). With ``freeze_encoders`` the loaders can yield cached
+pooled features (``benchmark.features``) through the same steps. This module never logs to a tracker; the caller passes ``on_epoch`` to see per-epoch figures.
 """
 
 from __future__ import annotations
