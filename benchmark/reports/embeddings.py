@@ -49,6 +49,8 @@ import pandas as pd
 from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS
 from benchmark.reports import stats
 from benchmark.reports.common import (
+    PARAM_NAMES,
+    VARIANT_NAMES,
     Cells,
     NoRunsError,
     ReportFolder,
@@ -411,6 +413,8 @@ def write_embeddings_report(
     out = ReportFolder(out_root, study_name)
     title = f"{study_name} — {head['data']}\n{head['weights']}"
     figs = []
+    if _has_sweep(cells, summary):
+        figs.append(out.figure("embeddings_alpha.png", alpha_figure(cells, summary, title)))
     for encoder, shown in drawn.items():
         fig = figure(encoder, shown, cells, files, projection, seed, title)
         figs.append(out.figure(f"embeddings_{_slug(encoder)}.png", fig))
@@ -530,6 +534,64 @@ def figure(
     which = ", ".join(f"fold {f} seed {s}" for f, s in sorted(folds)) or "no fold"
     suptitle(fig, f"{title}\n{encoder}: test embeddings of {which}, {projection.upper()}")
     fig.tight_layout(rect=(0, 0.05, 1, 0.9))
+    return fig
+
+
+ALPHA_MEASURES = ("sil_gender", "gender_split", "sil_emotion", "spread")
+
+
+def _sweeps(cells: Cells, summary: pd.DataFrame):
+    """Per encoder, its gender-aware series (variant + varying parameters) over α, in order."""
+    for encoder, sub in summary[summary["variant"] != "emo-clap"].groupby("encoder", sort=False):
+        for key, g in sub.groupby(["variant", *cells.extras], sort=False):
+            yield encoder, (key if isinstance(key, tuple) else (key,)), g.sort_values("alpha")
+
+
+def _has_sweep(cells: Cells, summary: pd.DataFrame) -> bool:
+    return any(g["alpha"].nunique() > 1 for _, _, g in _sweeps(cells, summary))
+
+
+def alpha_figure(cells: Cells, summary: pd.DataFrame, title: str):
+    """The gender and emotion measures against α per encoder, one line per series, Emo-CLAP at α = 1."""
+    encoders = list(dict.fromkeys(e for e, _, g in _sweeps(cells, summary) if g["alpha"].nunique() > 1))
+    fig, axes = plt.subplots(
+        len(ALPHA_MEASURES),
+        len(encoders),
+        figsize=(max(5.5, 4.4 * len(encoders)), 2.6 * len(ALPHA_MEASURES) + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, encoder in enumerate(encoders):
+        base = summary[(summary["encoder"] == encoder) & (summary["variant"] == "emo-clap")]
+        series = [(key, g) for e, key, g in _sweeps(cells, summary) if e == encoder]
+        for i, measure in enumerate(ALPHA_MEASURES):
+            ax = axes[i, j]
+            for _, b in base.iterrows():
+                mean, std = b[f"{measure}_mean"], b[f"{measure}_std"]
+                ax.axhspan(mean - std, mean + std, color="grey", alpha=0.15)
+                ax.errorbar([1.0], [mean], yerr=[std], marker="s", color="black", capsize=3, label=b["label"])
+            for k, (key, g) in enumerate(series):
+                label = VARIANT_NAMES.get(key[0], key[0]) + "".join(
+                    f" {PARAM_NAMES.get(x, x)}={v}" for x, v in zip(cells.extras, key[1:], strict=True)
+                )
+                ax.errorbar(
+                    g["alpha"],
+                    g[f"{measure}_mean"],
+                    yerr=g[f"{measure}_std"],
+                    marker="o",
+                    capsize=3,
+                    color=colors[k % len(colors)],
+                    label=label,
+                )
+            if measure == "spread":
+                ax.axhline(COLLAPSED, color="black", lw=0.6, ls=":", label=f"collapsed below {COLLAPSED}")
+            ax.set_ylabel(MEASURES[measure], fontsize=8)
+            ax.set_title(f"{encoder}: {MEASURES[measure]}", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[-1, j].set_xlabel("α (weight of the emotion targets; 1 = Emo-CLAP)")
+        axes[0, j].legend(fontsize=7, loc="best")
+    suptitle(fig, f"{title}\nembedding measures against α, mean ± std over folds")
     return fig
 
 

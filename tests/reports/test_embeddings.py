@@ -289,3 +289,16 @@ def test_command_draws_the_asked_fold_with_tsne(sim_store, tmp_path, capsys):
     assert main([*args[:3], "--fold", "9", "--out", str(tmp_path / "none")]) == 2
     assert "--fold 9: no fold run with embeddings has it (folds: 1, 2, 3, 4, 5)" in capsys.readouterr().err
     assert not (tmp_path / "none" / "sim" / "embeddings.md").exists()
+
+
+def test_an_alpha_sweep_gets_the_measures_against_alpha(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'sweep.db'}", "sweep")
+    configs = [SimConfig("tiny-wavlm", "emo-clap", emb_gender=0.0)]
+    configs += [SimConfig("tiny-wavlm", "sl-gemo-clap", a, emb_gender=1.0 - a) for a in (0.5, 0.7, 0.9)]
+    simulate_study(tracker, "sweep", configs, folds=(1, 2, 3), per_speaker=15)
+    report = write_embeddings_report(tracker, "sweep", tmp_path / "out")
+    assert [p.name for p in report.figures] == ["embeddings_alpha.png", "embeddings_tiny-wavlm.png"]
+    assert "![embeddings_alpha.png](embeddings_alpha.png)" in report.markdown.read_text()
+    # the simulated gender weight falls as alpha rises, and so does the measured gender silhouette
+    sl = report.summary[report.summary["variant"] == "sl-gemo-clap"].sort_values("alpha")
+    assert list(sl["alpha"]) == [0.5, 0.7, 0.9] and sl["sil_gender_mean"].is_monotonic_decreasing
