@@ -433,16 +433,21 @@ def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupte
     number = int(victim.tags["gemo.trial_number"])
     # every trial's state and attributes, and the workers' output, should this ever fail
     seen = {t.number: (t.state.name, dict(t.user_attrs), sorted(t.system_attrs)) for t in after}
-    assert number in {t.number for t in interrupted}, (seen, out)
-    assert all(t.state == TrialState.FAIL for t in interrupted)
-    assert tracker.client.get_run(victim.run_id).info.status == "KILLED"
+    assert interrupted, (seen, out)
+    # the trial seen mid-training was interrupted, unless it finished in the instant between the look and
+    # Ctrl-C (a trial of this study trains for a few seconds on cached features)
+    assert number in {t.number for t in interrupted} or after[number].state == TrialState.COMPLETE, (seen, out)
+    for t in interrupted:
+        assert t.state == TrialState.FAIL, (seen, out)
+        assert tracker.client.get_run(t.user_attrs["mlflow_run_id"]).info.status == "KILLED"
 
     rerun = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out
     trials = assert_exactly_once(study, 3)
-    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
-    assert retry.params == trials[number].params
+    for t in interrupted:  # each retried once, with the same values
+        (retry,) = [r for r in trials if r.system_attrs.get("failed_trial") == t.number]
+        assert retry.params == t.params and retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @pytest.mark.slow
