@@ -230,6 +230,12 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--utterances", type=int, help="pool size of the timed pass (default 1024 on CUDA, 96 on CPU)")
     p.add_argument("--warmup", type=int, default=5, help="untimed batches per loop first (default 5)")
     p.add_argument("--naive-batch", type=int, default=8, help="batch size of the naive loop (default 8)")
+    p.add_argument(
+        "--suite-only",
+        dest="naive",
+        action="store_false",
+        help="time the suite's step alone: no naive loop, no speed-up (for option variants of a measured preset)",
+    )
     p.add_argument("--study", help="study whose training hours to estimate (default studies/paper_table.toml)")
     p.add_argument("--max-seconds", type=float, help="crop length (default: the study's train.max_seconds)")
     p.add_argument("--batch-size", type=int, default=64, help="suite: most utterances per batch (default 64)")
@@ -975,6 +981,7 @@ def cmd_bench_throughput(args: argparse.Namespace) -> int:
         utterances=args.utterances or (1024 if cuda else 96),
         warmup=args.warmup,
         naive_batch=args.naive_batch,
+        naive=args.naive,
         train=train,
         proj_dim=args.proj_dim,
         seed=args.seed,

@@ -66,6 +66,8 @@ class ThroughputConfig:
         utterances: size of the pool each loop makes one timed pass over.
         warmup: batches each loop runs before its timed pass (compilation, allocator and kernel autotuning).
         naive_batch: utterances per batch of the naive loop.
+        naive: run the naive loop too (False: the suite's step alone, no speed-up; for option variants of a
+            preset whose naive figure is measured once).
         train: the suite step's options (``max_seconds`` is also the crop of both loops).
         proj_dim: CLAP projection dimension.
         seed: durations, weights, batch order.
@@ -80,6 +82,7 @@ class ThroughputConfig:
     utterances: int = 1024
     warmup: int = 5
     naive_batch: int = 8
+    naive: bool = True
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, batch_seconds=320.0))
     proj_dim: int = 512
     seed: int = 0
@@ -265,7 +268,7 @@ def run_throughput(cfg: ThroughputConfig, study=None) -> dict:
     else:
         peak = measure_matmul_peak(device)
 
-    naive = run_naive(cfg, ds, device, flops, peak)
+    naive = run_naive(cfg, ds, device, flops, peak) if cfg.naive else None
     suite = run_suite(cfg, ds, device, flops, peak)
     sha, dirty = provenance.git_state()
     out = {
@@ -295,7 +298,7 @@ def run_throughput(cfg: ThroughputConfig, study=None) -> dict:
         "peak_flops": {"flops": peak.flops, "source": peak.source},
         "naive": naive,
         "suite": suite,
-        "speedup": suite["audio_s_per_s"] / naive["audio_s_per_s"],
+        "speedup": suite["audio_s_per_s"] / naive["audio_s_per_s"] if naive else None,
     }
     if study is not None:
         from benchmark.perf.cost import study_train_audio_seconds
@@ -304,7 +307,7 @@ def run_throughput(cfg: ThroughputConfig, study=None) -> dict:
         out["study"] = {
             **cost,
             "path": str(study.path) if study.path else None,
-            "hours_naive": cost["train_audio_seconds"] / naive["audio_s_per_s"] / 3600,
+            "hours_naive": cost["train_audio_seconds"] / naive["audio_s_per_s"] / 3600 if naive else None,
             "hours_suite": cost["train_audio_seconds"] / suite["audio_s_per_s"] / 3600,
             "note": "training steps only, every epoch run (no early stopping), every cell at this preset's speed",
         }
@@ -322,8 +325,8 @@ def _config_dict(cfg: ThroughputConfig) -> dict:
 
 
 def format_report(result: dict) -> str:
-    """The figures as a short plain-text table."""
-    naive, suite = result["naive"], result["suite"]
+    """The figures as a short plain-text table (one column per loop that ran)."""
+    loops = [(title, result[key]) for key, title in (("naive", "naive loop"), ("suite", "suite step")) if result[key]]
     hours = "GPU-h" if result["device_type"] == "cuda" else "h on this device"
 
     def mem(v):
@@ -334,12 +337,12 @@ def format_report(result: dict) -> str:
 
     d = result["durations"]
     rows = [
-        ("audio-s/s", f"{naive['audio_s_per_s']:.4g}", f"{suite['audio_s_per_s']:.4g}"),
-        ("utterances/s", f"{naive['utterances_per_s']:.4g}", f"{suite['utterances_per_s']:.4g}"),
-        ("MFU", mfu(naive["mfu"]), mfu(suite["mfu"])),
-        ("peak memory", mem(naive["peak_memory_bytes"]), mem(suite["peak_memory_bytes"])),
-        ("steps", str(naive["steps"]), str(suite["steps"])),
-        ("seconds", f"{naive['seconds']:.2f}", f"{suite['seconds']:.2f}"),
+        ("audio-s/s", lambda f: f"{f['audio_s_per_s']:.4g}"),
+        ("utterances/s", lambda f: f"{f['utterances_per_s']:.4g}"),
+        ("MFU", lambda f: mfu(f["mfu"])),
+        ("peak memory", lambda f: mem(f["peak_memory_bytes"])),
+        ("steps", lambda f: str(f["steps"])),
+        ("seconds", lambda f: f"{f['seconds']:.2f}"),
     ]
     lines = [
         f"training throughput: {result['audio_encoder']} + {result['text_encoder']} ({result['weights']['audio']}), "
@@ -349,16 +352,17 @@ def format_report(result: dict) -> str:
         f"model FLOPs: {result['flops']['per_audio_second'] / 1e9:.3g} GFLOP per audio-second (training, unpadded); "
         f"peak {_flops(result['peak_flops']['flops'])} ({result['peak_flops']['source']})",
         "",
-        f"{'':14}{'naive loop':>16}{'suite step':>16}",
-        *(f"{name:14}{a:>16}{b:>16}" for name, a, b in rows),
+        f"{'':14}" + "".join(f"{title:>16}" for title, _ in loops),
+        *(f"{name:14}" + "".join(f"{cell(f):>16}" for _, f in loops) for name, cell in rows),
         "",
-        f"speed-up: {result['speedup']:.2f}x",
+        f"speed-up: {result['speedup']:.2f}x" if result["speedup"] else "speed-up: not measured (suite step only)",
     ]
     if "study" in result:
         s = result["study"]
+        naive = f"{s['hours_naive']:.1f} {hours} naive, " if s["hours_naive"] is not None else ""
         lines.append(
             f"{s['study']} ({s['cells']} cells, {'/'.join(map(str, s['epochs']))} epochs, "
-            f"{s['train_audio_seconds'] / 1e6:.2f} M audio-s of training): {s['hours_naive']:.1f} {hours} naive, "
+            f"{s['train_audio_seconds'] / 1e6:.2f} M audio-s of training): {naive}"
             f"{s['hours_suite']:.1f} {hours} with the suite's step ({s['note']})"
         )
     return "\n".join(lines)

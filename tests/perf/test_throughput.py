@@ -75,6 +75,23 @@ def test_cpu_run_with_tiny_presets(tmp_path, capsys):
     assert "speed-up" in printed and "paper_table" in printed and "n/a (CPU)" in printed
 
 
+def test_suite_only_times_the_suite_step_alone(tmp_path, capsys):
+    r, printed = bench(
+        tmp_path,
+        capsys,
+        *("--device", "cpu", "--utterances", "8", "--max-seconds", "1", "--batch-seconds", "4", "--suite-only"),
+    )
+    assert r["naive"] is None and r["speedup"] is None and r["config"]["naive"] is False
+    suite = r["suite"]
+    assert suite["utterances"] == 8 and suite["audio_s_per_s"] == pytest.approx(
+        suite["audio_seconds"] / suite["seconds"]
+    )
+    assert r["study"]["hours_naive"] is None
+    assert r["study"]["hours_suite"] == pytest.approx(r["study"]["train_audio_seconds"] / suite["audio_s_per_s"] / 3600)
+    assert "naive loop" not in printed and "speed-up: not measured (suite step only)" in printed
+    assert "GPU-h" not in printed and "with the suite's step" in printed
+
+
 @pytest.mark.gpu
 # seed_everything asks for deterministic algorithms with warn_only=True (as every cell does); on CUDA, kernels
 # without a deterministic version (embedding backward, memory-efficient attention backward) then warn
