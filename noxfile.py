@@ -157,6 +157,13 @@ def throughput(session: nox.Session) -> None:
 
 
 @nox.session
+def throughput_matrix(session: nox.Session) -> None:
+    """Measure throughput for every preset and speed option, each in its own process; one summary table."""
+    _install(session)
+    session.run("gemo-bench", "bench", "throughput-matrix", *session.posargs)
+
+
+@nox.session
 def search(session: nox.Session) -> None:
     """Check, search alpha_e / temperature / lr on the embedded default (studies/search_embedded.toml), report."""
     _install(session)

@@ -215,6 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_throughput_args(tp)
     tp.set_defaults(func=cmd_bench_throughput)
+    tm = bench.add_parser(
+        "throughput-matrix",
+        help="the throughput benchmark for every preset and speed option, each run in its own process, one table",
+    )
+    tm.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    tm.add_argument("--out", default="reports/perf", help="folder of the JSON files and summary (default reports/perf)")
+    tm.add_argument("--tag", help="device tag in the file names (default from the device: h100-80gb, cpu, ...)")
+    tm.add_argument("--only", nargs="+", metavar="ENTRY", help="run only these entries (see --list)")
+    tm.add_argument("--list", action="store_true", help="print the entries and their flags, run nothing")
+    tm.add_argument("--budget-minutes", type=float, help="stop the matrix after this long; the rest is listed")
+    tm.add_argument(
+        "--study", help="study of the crop and hours (default paper_table on CUDA, paper_table_embedded on CPU)"
+    )
+    tm.add_argument("--utterances", type=int, help="every entry's pool size (default: each entry's own)")
+    tm.add_argument("--max-seconds", type=float, help="crop length (default: the study's train.max_seconds)")
+    tm.add_argument("--warmup", type=int, help="untimed batches per loop (default: the benchmark's)")
+    tm.set_defaults(func=cmd_bench_throughput_matrix)
     return parser
 
 
@@ -997,6 +1014,59 @@ def cmd_bench_throughput(args: argparse.Namespace) -> int:
         tmp.replace(out)
         print(f"wrote {out}")
     return 0
+
+
+def cmd_bench_throughput_matrix(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from benchmark import provenance
+    from benchmark.perf.matrix import default_matrix, device_tag, run_matrix, select
+    from benchmark.studies import load_study
+    from benchmark.train import resolve_device
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    entries = select(default_matrix(cuda), args.only)
+    if args.list:
+        for e in entries:
+            print(f"{e.name:26} {' '.join(e.args()):60} {e.note}")
+        return 0
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise ValueError(f"--budget-minutes must be positive, got {args.budget_minutes}")
+    study_path = args.study or f"studies/{'paper_table' if cuda else 'paper_table_embedded'}.toml"
+    study = load_study(study_path)
+    name = provenance.device_name(str(device))
+    tag = args.tag or device_tag(name)
+    common = ["--device", args.device, "--study", study_path]
+    for flag, value in (("--utterances", args.utterances), ("--max-seconds", args.max_seconds)):
+        if value is not None:
+            common += [flag, str(value)]
+    if args.warmup is not None:
+        common += ["--warmup", str(args.warmup)]
+    out = Path(args.out)
+    print(f"{len(entries)} throughput runs on {name}; logs in {out / 'logs'}")
+    bar = tqdm(total=len(entries), desc="throughput matrix", unit="run")
+
+    def done(o) -> None:
+        if o.status == "ok":
+            suite, speedup = o.result["suite"], o.result["speedup"]
+            figure = f"{suite['audio_s_per_s']:,.1f} audio-s/s" + (
+                f", {speedup:.2f}x the naive loop" if speedup else ""
+            )
+        else:
+            figure = f"{o.status}{': ' + o.error if o.error else ''}"
+        bar.write(f"{o.entry.name}: {figure} ({o.seconds:.0f} s)")
+        bar.update()
+
+    budget = None if args.budget_minutes is None else 60 * args.budget_minutes
+    outcomes = run_matrix(entries, out, tag, common, budget_seconds=budget, study=study, device=name, on_done=done)
+    bar.close()
+    summary = out / f"throughput_{tag}_matrix.md"
+    print(summary.read_text())
+    print(f"wrote {summary} and {summary.with_suffix('.json')}")
+    return 0 if all(o.status == "ok" for o in outcomes) else 1
 
 
 if __name__ == "__main__":

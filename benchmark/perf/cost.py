@@ -51,14 +51,19 @@ def train_audio_seconds(cells: Sequence[CellSpec], records: Sequence[Utterance])
     return total
 
 
-def study_train_audio_seconds(study: Study, durations: DurationModel | None = None) -> dict:
+def study_train_audio_seconds(
+    study: Study, durations: DurationModel | None = None, cells: Sequence[CellSpec] | None = None
+) -> dict:
     """Audio seconds that the study's training steps go through, summed over its cells and epochs.
+
+    Args:
+        cells: only these of the study's cells (default: all of them), e.g. one audio encoder's.
 
     Returns:
         ``{"cells", "epochs", "train_audio_seconds", "corpus"}``; ``epochs`` lists the distinct epoch counts.
     """
     durations = durations or DurationModel.iemocap()
-    cells = study.cells()
+    cells = study.cells() if cells is None else cells
     if study.data.corpus == "embedded":
         total = train_audio_seconds(cells, study.data.load())
     else:
