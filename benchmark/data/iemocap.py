@@ -4,13 +4,18 @@ A release is laid out as::
 
     IEMOCAP_full_release/
       Session1/
-        dialog/EmoEvaluation/Ses01F_impro01.txt     consensus labels (the only files read here)
+        dialog/EmoEvaluation/Ses01F_impro01.txt     consensus labels and evaluators' votes (the only files read)
         dialog/EmoEvaluation/Categorical/...        single annotators' votes, other formats: ignored
         sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav
       Session2/ ...
 
 Everything is parsed with named regexes, and every problem is reported with the file (and line) it
 comes from, so that a broken download fails loudly instead of silently shifting the class counts.
+
+Label agreement: each record's ``extra`` holds ``evaluators`` (how many ``C-E<n>`` categorical evaluators
+rated it; the speaker's own ``C-F1``/``C-M1`` rating is not an evaluator's) and ``agreeing`` (how many of them
+named a category that the class map maps to the record's class: ``Excited`` agrees with a ``hap`` consensus
+under the 4-class map). See :meth:`benchmark.data.records.Utterance.agreement`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +99,22 @@ CONSENSUS_RE = re.compile(
 # `C-E2:<TAB>Neutral;<TAB>()` or `A-E3:<TAB>val 3; act 2; dom  2;<TAB>()`: one annotator's vote. Trailing
 # whitespace is stripped before matching, so a vote with nothing after the name is `C-E2:` alone.
 ANNOTATOR_RE = re.compile(r"(?P<name>\S+):(?:\t(?P<vote>.*))?")
+# A categorical evaluator (C-E1..C-E6); C-F1 / C-M1 are the speaker's self-evaluation.
+EVALUATOR_RE = re.compile(r"C-E\d+")
+# The category words of the evaluators' lines, as raw labels. A word not listed here agrees with nothing.
+VOTE_LABELS: Mapping[str, str] = {
+    "Neutral": "neu",
+    "Neutral state": "neu",
+    "Happiness": "hap",
+    "Excited": "exc",
+    "Anger": "ang",
+    "Sadness": "sad",
+    "Frustration": "fru",
+    "Surprise": "sur",
+    "Fear": "fea",
+    "Disgust": "dis",
+    "Other": "oth",
+}
 
 HEADER_PREFIX = "%"
 
@@ -148,6 +169,8 @@ class LabelLine:
         label: raw consensus label (one of :data:`RAW_LABELS`).
         vad: valence, activation, dominance, in the file's order.
         line_no: 1-based line number in the file.
+        votes: each categorical evaluator's categories as raw labels (``?`` for a word not in
+            :data:`VOTE_LABELS`), in the block's order; the speaker's self-evaluation is not among them.
     """
 
     utt_id: str
@@ -156,6 +179,7 @@ class LabelLine:
     label: str
     vad: tuple[float, float, float]
     line_no: int
+    votes: tuple[tuple[str, ...], ...] = ()
 
 
 # --------------------------------------------------------------------------- one EmoEvaluation file
@@ -164,7 +188,7 @@ class LabelLine:
 def parse_emo_evaluation(path: str | Path) -> list[LabelLine]:
     """Parse one ``EmoEvaluation/<dialog>.txt`` file into its consensus lines.
 
-    Annotator lines (``C-E2:<TAB>...``) are checked for shape and skipped.
+    Annotator lines (``C-E2:<TAB>...``) are checked for shape; the categorical evaluators' are kept as votes.
 
     Args:
         path: the label file.
@@ -179,7 +203,10 @@ def parse_emo_evaluation(path: str | Path) -> list[LabelLine]:
     path = Path(path)
     lines = _read_lines(path)
     _check_header(path, lines)
-    return [_parse_consensus(path, line_no, line) for line_no, line in _consensus_lines(path, lines[1:], first=2)]
+    return [
+        dataclasses.replace(_parse_consensus(path, line_no, line), votes=votes)
+        for line_no, line, votes in _blocks(path, lines[1:], first=2)
+    ]
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -202,24 +229,56 @@ def _check_header(path: Path, lines: list[str]) -> None:
         raise IemocapFormatError(path, 1, f"expected a header line starting with {HEADER_PREFIX!r}", lines[0])
 
 
-def _consensus_lines(path: Path, lines: list[str], first: int) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_no, line)`` for each block's consensus line, checking the annotator lines after it."""
+def _blocks(path: Path, lines: list[str], first: int) -> list[tuple[int, str, tuple[tuple[str, ...], ...]]]:
+    """``(line_no, line, votes)`` of each block's consensus line, checking the annotator lines after it."""
+    out: list[tuple[int, str, list[tuple[str, ...]]]] = []
     in_block = False
     for line_no, line in enumerate(lines, start=first):
         if not line:
             in_block = False
         elif CONSENSUS_RE.fullmatch(line):
             in_block = True
-            yield line_no, line
+            out.append((line_no, line, []))
         elif not in_block:
             raise IemocapFormatError(path, line_no, "expected a consensus line '[START - END]<TAB>ID<TAB>...'", line)
-        elif not ANNOTATOR_RE.fullmatch(line):
+        elif not (match := ANNOTATOR_RE.fullmatch(line)):
             raise IemocapFormatError(path, line_no, "expected an annotator line 'NAME:<TAB>...'", line)
+        elif EVALUATOR_RE.fullmatch(match["name"]):
+            out[-1][2].append(_vote(match["vote"] or ""))
+    return [(line_no, line, tuple(votes)) for line_no, line, votes in out]
+
+
+def _vote(text: str) -> tuple[str, ...]:
+    """``Frustration; Anger;<TAB>(comment)`` -> ``("fru", "ang")``; a word with a note (``Other:x``) by its word."""
+    categories = text.split("\t", 1)[0]
+    words = [item.split(":", 1)[0].strip() for item in categories.split(";")]
+    return tuple(VOTE_LABELS.get(w, "?") for w in words if w)
+
+
+def agreement_extra(votes: Sequence[Sequence[str]], label: str, class_map: Mapping[str, str]) -> tuple:
+    """``(("evaluators", n), ("agreeing", k))`` for a record's ``extra``; ``()`` without evaluators' votes.
+
+    An evaluator agrees when one of their categories maps to the consensus label's class.
+    """
+    if not votes:
+        return ()
+    own = class_map[label]
+    agreeing = sum(any(class_map.get(raw) == own for raw in vote) for vote in votes)
+    return (("evaluators", str(len(votes))), ("agreeing", str(agreeing)))
+
+
+def _encode_votes(votes: Sequence[Sequence[str]]) -> str:
+    """Votes as one ``extra`` value of a listing entry: ``hap+exc|hap|ang``."""
+    return "|".join("+".join(vote) for vote in votes)
+
+
+def _decode_votes(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(v for v in vote.split("+") if v) for vote in text.split("|")) if text else ()
 
 
 def _parse_consensus(path: Path, line_no: int, line: str) -> LabelLine:
     match = CONSENSUS_RE.fullmatch(line)
-    assert match is not None  # _consensus_lines only yields matching lines
+    assert match is not None  # _blocks only yields matching lines
     if not UTTERANCE_RE.fullmatch(match["utt_id"]):
         raise IemocapFormatError(path, line_no, f"bad utterance id {match['utt_id']!r}", line)
     if match["label"] not in RAW_LABELS:
@@ -427,6 +486,7 @@ def _record(session: int, line: LabelLine, info: AudioInfo, class_map: Mapping[s
         emotion=class_map[line.label],
         duration=info.duration,
         raw_label=line.label,
+        extra=agreement_extra(line.votes, line.label, class_map),
     )
 
 
@@ -480,6 +540,8 @@ class IemocapReader:
                     label=line.label,
                     session=session,
                     dialog=match["dialog"],
+                    # raw votes: agreement depends on the class map, which read() applies
+                    extra=(("votes", _encode_votes(line.votes)),) if line.votes else (),
                 )
             )
         return Listing(entries)
@@ -495,7 +557,9 @@ class IemocapReader:
         class_map = dict(DEFAULT_CLASS_MAP if class_map is None else class_map)
         if unreadable != "error":
             reading = read_corpus(self, root, class_map=class_map, keep_other=keep_other, unreadable=unreadable)
-            return dataclasses.replace(reading, records=tuple(self._named(r) for r in reading.records))
+            if keep_other:
+                class_map |= {label: word for label, word in LABEL_WORDS.items() if label not in class_map}
+            return dataclasses.replace(reading, records=tuple(self._agreed(r, class_map) for r in reading.records))
         check_class_map(self, class_map)
         listing = self.list(root)
         dropped = Counter(label_reason(self, e.label) for e in listing.entries if e.label not in class_map)
@@ -517,6 +581,14 @@ class IemocapReader:
 
     def _named(self, record: Utterance) -> Utterance:
         return record if record.corpus == self.name else dataclasses.replace(record, corpus=self.name)
+
+    def _agreed(self, record: Utterance, class_map: Mapping[str, str]) -> Utterance:
+        """A record read from the listing, its raw votes turned into agreement under ``class_map``."""
+        votes = _decode_votes(dict(record.extra).get("votes", ""))
+        extra = tuple(kv for kv in record.extra if kv[0] != "votes") + agreement_extra(
+            votes, record.raw_label, class_map
+        )
+        return self._named(dataclasses.replace(record, extra=extra))
 
 
 # --------------------------------------------------------------------------- counts and provenance

@@ -13,6 +13,10 @@ CLASSES: tuple[str, ...] = ("neu", "hap", "ang", "sad")
 # Words that stand for each class in text prompts ("The emotion is {label}.").
 CLASS_WORDS: Mapping[str, str] = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
 GENDERS: tuple[str, ...] = ("F", "M")
+# Columns of a run's predictions.csv, one row per test utterance. ``agreement`` is ``k/n`` (k of the n
+# evaluators who rated it named its class, :attr:`Utterance.agreement`), empty where the corpus has no votes;
+# runs logged before it was added have the first five columns only.
+PREDICTION_COLUMNS: tuple[str, ...] = ("id", "speaker", "gender", "emotion", "predicted", "agreement")
 GENDER_WORDS: Mapping[str, str] = {"F": "female", "M": "male"}
 
 # Class words and the synonyms corpora and manifests use for them -> class code.
@@ -46,7 +50,8 @@ class Utterance:
         corpus: the reader that produced the record (``iemocap``, ``ravdess``, ...).
         fold: the cross-validation fold the utterance is tested in; None means its session (IEMOCAP's
             leave-one-session-out). Set by the manifest or by speaker-independent k-fold assignment.
-        extra: corpus-specific fields as ``(name, value)`` pairs (RAVDESS intensity, CREMA-D sentence, ...).
+        extra: corpus-specific fields as ``(name, value)`` pairs (RAVDESS intensity, CREMA-D sentence, IEMOCAP's
+            label agreement ``evaluators`` / ``agreeing``, ...).
     """
 
     id: str
@@ -61,6 +66,20 @@ class Utterance:
     corpus: str = "iemocap"
     fold: int | None = None
     extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def agreement(self) -> tuple[int, int] | None:
+        """(agreeing, evaluators): how many of the evaluators who rated it named its class; None if unknown."""
+        fields = dict(self.extra)
+        if "evaluators" not in fields:
+            return None
+        return int(fields["agreeing"]), int(fields["evaluators"])
+
+    @property
+    def agreement_text(self) -> str:
+        """:attr:`agreement` as predictions.csv writes it: ``2/3``, or ``""`` when unknown."""
+        a = self.agreement
+        return "" if a is None else f"{a[0]}/{a[1]}"
 
     @property
     def test_fold(self) -> int | None:

@@ -22,6 +22,7 @@ from benchmark.data.iemocap import (
     UTTERANCE_RE,
     IemocapCountWarning,
     IemocapFormatError,
+    IemocapReader,
     LabelLine,
     MissingAudioError,
     NotIemocapRootError,
@@ -191,13 +192,43 @@ REAL_EXAMPLE = (
 )
 
 
-def test_parse_emo_evaluation_reads_times_labels_and_vad(tmp_path: Path) -> None:
+def test_parse_emo_evaluation_reads_times_labels_vad_and_votes(tmp_path: Path) -> None:
     path = tmp_path / "Ses01F_impro01.txt"
     path.write_text(REAL_EXAMPLE)
+    # the evaluators' categories (C-E*), not the speaker's own rating (C-F1) nor the dimensional lines
     assert parse_emo_evaluation(path) == [
-        LabelLine("Ses01F_impro01_F000", 6.2901, 8.2357, "neu", (2.5, 2.5, 2.5), line_no=3),
-        LabelLine("Ses01F_impro01_M001", 10.01, 11.3925, "fru", (2.0, 3.5, 3.5), line_no=11),
+        LabelLine("Ses01F_impro01_F000", 6.2901, 8.2357, "neu", (2.5, 2.5, 2.5), 3, (("neu",), ("neu",), ("neu",))),
+        LabelLine("Ses01F_impro01_M001", 10.01, 11.3925, "fru", (2.0, 3.5, 3.5), 11, (("ang", "fru"),)),
     ]
+
+
+AGREEMENT_BLOCKS = {
+    # consensus label, then the annotator lines; expected (agreeing, evaluators) under the 4-class map
+    0: ("hap", ["C-E1:\tExcited;\t()", "C-E2:\tHappiness; Excited;\t()", "C-E3:\tAnger;\t(loud)"], (2, 3)),
+    1: ("neu", ["C-E1:\tNeutral;\t()", "C-E2:\tNeutral;\t()", "C-M1:\tAnger;\t()"], (2, 2)),  # not C-M1
+    2: ("ang", ["C-E1:\tFrustration; Anger;\t()", "C-E4:\tOther:annoyed;\t()", "C-E5:\tBored;\t()"], (1, 3)),
+    3: ("sad", ["A-E3:\tval 2; act 2; dom  2;\t()"], None),  # no categorical evaluator: unknown
+    4: ("exc", ["C-E2:\tExcited;\t()", "C-E3:\tHappiness;\t()", "C-E6:\tSadness;\t()", "A-E6:\tval 4;\t()"], (2, 3)),
+}
+
+
+def test_label_agreement_counts_the_evaluators_who_named_the_class(tmp_path: Path) -> None:
+    spec = [Utt(1, "Ses01F_impro01", "FM"[t % 2], t // 2, label) for t, (label, _, _) in AGREEMENT_BLOCKS.items()]
+    tree = build_tree(tmp_path / "IEMOCAP_full_release", spec)
+    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+    for utt, (_, annotators, _) in zip(spec, AGREEMENT_BLOCKS.values(), strict=True):
+        lines += [consensus_line(utt), *annotators, ""]
+    tree.label_file("Ses01F_impro01").write_text("\n".join(lines))
+    want = {u.utt_id: expected for u, (_, _, expected) in zip(spec, AGREEMENT_BLOCKS.values(), strict=True)}
+    strict = {r.id: r for r in read_iemocap(tree.root)}
+    assert {i: r.agreement for i, r in strict.items()} == want
+    assert strict[spec[0].utt_id].agreement_text == "2/3" and strict[spec[3].utt_id].agreement_text == ""
+    # the listing route (unreadable="drop") turns the same votes into the same agreement
+    dropped = IemocapReader().read(tree.root, unreadable="drop").records
+    assert {r.id: r.agreement for r in dropped} == want and all("votes" not in dict(r.extra) for r in dropped)
+    # with exc kept apart from hap, Happiness no longer agrees with an exc consensus
+    apart = {"neu": "neu", "hap": "hap", "exc": "exc", "ang": "ang", "sad": "sad"}
+    assert {r.id: r.agreement for r in read_iemocap(tree.root, apart)}[spec[4].utt_id] == (1, 3)
 
 
 @pytest.mark.parametrize(
