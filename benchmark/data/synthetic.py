@@ -37,6 +37,14 @@ across genders: an aroused male (125 Hz + 5 st = 168 Hz) sits where a sad female
 168 Hz), 2.5 semitones below a neutral female. A model that ignores gender confuses them; F0 relative to
 the gender baseline is informative.
 
+Three evaluators label each utterance (``C-E1..C-E3`` lines; the speaker's own rating follows as ``C-F1`` or
+``C-M1``), as in the release. Two or three of them give the consensus label: all three where the utterance's
+cues are clearly its class's. Its *margin* is how much nearer its cues lie to its own class's shift than to
+any other 4-class one (squared distance in units of the per-utterance spread, relative to the speaker's own
+baseline, as a listener hears it); the chance that all three agree is ``sigmoid((margin - 4) / 2.5)``, and a
+dissenting evaluator names the nearest other class. So label agreement tracks how ambiguous an utterance
+sounds, not the speaker's gender. ``xxx`` utterances get three different words.
+
 The control twin (``SynthConfig(control=True)``) has the same speakers, baselines, labels and per-utterance
 draws, but in a seeded 2 or 3 of the 5 sessions the two speakers swap their *prosodic* baselines (the
 female gets the male's F0, loudness, rate, tilt and breathiness, and vice versa) while the formant scale
@@ -72,7 +80,8 @@ from benchmark.data.records import DEFAULT_CLASS_MAP, GENDERS, SAMPLE_RATE
 
 MARKER = "GEMO_SYNTHETIC.json"
 # Bump whenever the generated files change, so cached copies of an older generator are not reused.
-GENERATOR_VERSION = 1
+# 2: three evaluators whose agreement follows each utterance's cue margin, and the speaker's self-rating
+GENERATOR_VERSION = 2
 DEFAULT_SIZE = 600
 CACHE_ENV = "GEMO_CACHE"
 MAX_SIZE = 100_000
@@ -498,7 +507,8 @@ def cue_table(config: SynthConfig = SynthConfig()) -> list[dict[str, Any]]:
         drops), ``f0_hz`` (utterance F0 level), ``f0_baseline_hz`` (the speaker's baseline in this corpus),
         ``f0_semitones_rel`` (level relative to that baseline), ``f0_range_st``, ``energy_db`` (RMS of the
         voiced parts, dBFS), ``rate`` (syllables per second), ``tilt`` (dB/octave), ``breathiness``
-        (aspiration relative to voice, dB), ``formant_scale``, ``swapped`` and ``duration`` (seconds).
+        (aspiration relative to voice, dB), ``formant_scale``, ``swapped``, ``duration`` (seconds) and
+        ``cue_margin`` (what the evaluators' agreement follows, see the module docstring; None for ``xxx``).
     """
     plan = _plan(config)
     rows = []
@@ -525,6 +535,7 @@ def cue_table(config: SynthConfig = SynthConfig()) -> list[dict[str, Any]]:
                 "formant_scale": speaker.formant_scale,
                 "swapped": speaker.swapped,
                 "duration": utt.frames / SAMPLE_RATE,
+                "cue_margin": None if utt.raw_label == "xxx" else _cue_margin(config, utt, speaker)[0],
             }
         )
     return rows
@@ -678,32 +689,75 @@ def _vad(raw_label: str, rng: np.random.Generator) -> tuple[tuple[int, int, int]
     return shown, (mean_v, mean_a, mean_d)
 
 
-def _votes(raw_label: str, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """Two annotators' category words; ``xxx`` means they disagree."""
+# Agreement of the three evaluators: P(all three give the consensus) = sigmoid((margin - centre) / scale).
+AGREEMENT_CENTRE, AGREEMENT_SCALE = 4.0, 2.5
+EVALUATORS = 3
+_FOUR_CLASS_RAW: tuple[str, ...] = tuple(FOUR_CLASS_COUNTS)
+
+
+def _deviation(cues: _Cues, profile: Profile, base: Baseline, spread: Mapping[str, float]) -> np.ndarray:
+    """The cues' distance from ``profile`` on the speaker's baseline, per cue, in units of the spread."""
+    return np.array(
+        [
+            (cues.f0_rel_st - profile.f0_st) / spread["f0_st"],
+            math.log(cues.range_st / profile.range_st) / spread["range"],
+            (cues.energy_db - base.loudness_db - profile.energy_db) / spread["energy_db"],
+            math.log(cues.rate / (base.rate * profile.rate)) / spread["rate"],
+            (cues.tilt_db - base.tilt_db - profile.tilt_db) / spread["tilt_db"],
+            (cues.breath_db - base.breath_db - profile.breath_db) / spread["breath_db"],
+        ]
+    )
+
+
+def _cue_margin(config: SynthConfig, utt: _Utt, speaker: Speaker) -> tuple[float, str]:
+    """(margin, nearest other raw label): how much nearer the cues are to their own class than to another.
+
+    Squared distances over the six cues in units of the per-utterance spread, on the speaker's baseline;
+    the other labels are the 4-class ones of another class (``exc`` is not another class to ``hap``).
+    """
+    spread = {k: v * config.difficulty for k, v in UTTERANCE_SPREAD.items()}
+    own_class = DEFAULT_CLASS_MAP.get(utt.raw_label, utt.raw_label)
+    dist = {
+        raw: float(np.sum(_deviation(utt.cues, EMOTION_PROFILES[raw], speaker.baseline, spread) ** 2))
+        for raw in {utt.raw_label, *_FOUR_CLASS_RAW}
+        if raw in EMOTION_PROFILES
+    }
+    others = [raw for raw in _FOUR_CLASS_RAW if DEFAULT_CLASS_MAP[raw] != own_class]
+    nearest = min(others, key=lambda raw: dist[raw])
+    return dist[nearest] - dist[utt.raw_label], nearest
+
+
+def _votes(config: SynthConfig, utt: _Utt, speaker: Speaker, rng: np.random.Generator) -> list[list[str]]:
+    """The evaluators' category words; ``xxx`` means no two agree."""
     words = [w for w in CATEGORY_WORDS.values() if w != "Other"]
-    if raw_label == "xxx":
-        a, b = rng.choice(len(words), size=2, replace=False)
-        return [words[a]], [words[b]]
-    word = CATEGORY_WORDS[raw_label]
-    second = [word]
+    if utt.raw_label == "xxx":
+        return [[words[i]] for i in rng.choice(len(words), size=EVALUATORS, replace=False)]
+    word = CATEGORY_WORDS[utt.raw_label]
+    margin, nearest = _cue_margin(config, utt, speaker)
+    unanimous = rng.random() < 1 / (1 + math.exp(-(margin - AGREEMENT_CENTRE) / AGREEMENT_SCALE))
+    dissenter = -1 if unanimous else int(rng.integers(EVALUATORS))
+    votes = [[CATEGORY_WORDS[nearest]] if i == dissenter else [word] for i in range(EVALUATORS)]
+    # an agreeing evaluator sometimes names a second category too
+    second = next(i for i in range(EVALUATORS) if i != dissenter)
     if rng.random() < 0.3:
-        second.append(str(rng.choice([w for w in words if w != word])))
-    return [word], second
+        votes[second].append(str(rng.choice([w for w in words if w != word])))
+    return votes
 
 
 @dataclass(frozen=True)
 class _Annotation:
     vad: tuple[float, float, float]
     attributes: tuple[int, int, int]
-    first: list[str]
-    second: list[str]
+    votes: list[list[str]]  # one list of category words per evaluator
+    self_vote: str  # the speaker's own rating
 
 
-def _annotate(config: SynthConfig, utt: _Utt) -> _Annotation:
+def _annotate(config: SynthConfig, utt: _Utt, speaker: Speaker) -> _Annotation:
     rng = _rng(config.seed, _STREAM_UTTERANCES, utt.index, _UTT_ANNOTATION)
     attributes, vad = _vad(utt.raw_label, rng)
-    first, second = _votes(utt.raw_label, rng)
-    return _Annotation(vad, attributes, first, second)
+    votes = _votes(config, utt, speaker, rng)
+    self_vote = CATEGORY_WORDS.get(utt.raw_label, votes[0][0])
+    return _Annotation(vad, attributes, votes, self_vote)
 
 
 def _label_file_text(utts: list[_Utt], notes: Mapping[str, _Annotation]) -> str:
@@ -714,8 +768,8 @@ def _label_file_text(utts: list[_Utt], notes: Mapping[str, _Annotation]) -> str:
         val, act, dom = a.attributes
         lines += [
             f"[{utt.start:.4f} - {utt.end:.4f}]\t{utt.id}\t{utt.raw_label}\t[{v:.4f}, {ac:.4f}, {d:.4f}]",
-            "C-E1:\t" + " ".join(f"{w};" for w in a.first) + "\t()",
-            "C-E2:\t" + " ".join(f"{w};" for w in a.second) + "\t()",
+            *(f"C-E{i}:\t" + " ".join(f"{w};" for w in words) + "\t()" for i, words in enumerate(a.votes, 1)),
+            f"C-{utt.gender}1:\t{a.self_vote};\t()",  # the speaker's self-rating, not an evaluator's
             f"A-E3:\tval {val}; act {act}; dom  {dom};\t()",
             "",
         ]
@@ -727,7 +781,7 @@ def _write_dialog_text(emo_dir: Path, dialog: str, utts: list[_Utt], notes: Mapp
     # Files in other formats next to the labels, as in the release; a reader must not take them as labels.
     cat_lines = []
     for utt in utts:
-        word = notes[utt.id].first[0]
+        word = notes[utt.id].votes[0][0]
         cat_lines.append(f"{utt.id} :{'Neutral state' if word == 'Neutral' else word}; ()\n")
     (emo_dir / "Categorical" / f"{dialog}_e1_cat.txt").write_text("".join(cat_lines), encoding="utf-8")
     atr_lines = []
@@ -767,7 +821,7 @@ def _write_tree(root: Path, config: SynthConfig) -> None:
             (emo_dir / sub).mkdir(parents=True, exist_ok=True)
         wav_dir = session_dir / "sentences" / "wav" / dialog
         wav_dir.mkdir(parents=True, exist_ok=True)
-        notes = {utt.id: _annotate(config, utt) for utt in utts}
+        notes = {utt.id: _annotate(config, utt, plan.speakers[f"Ses{utt.session:02d}{utt.gender}"]) for utt in utts}
         _write_dialog_text(emo_dir, dialog, utts, notes)
         for utt in utts:
             speaker = plan.speakers[f"Ses{utt.session:02d}{utt.gender}"]

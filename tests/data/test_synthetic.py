@@ -23,6 +23,8 @@ from benchmark.data import synthetic
 from benchmark.data.iemocap import corpus_source, read_iemocap, summarize
 from benchmark.data.records import CLASSES, DEFAULT_CLASS_MAP
 from benchmark.data.synthetic import (
+    AGREEMENT_CENTRE,
+    AGREEMENT_SCALE,
     GENERATOR_VERSION,
     MARKER,
     SynthConfig,
@@ -42,7 +44,7 @@ CONSENSUS_RE = re.compile(
     r"\t(?P<label>neu|hap|exc|ang|sad|fru|sur|fea|dis|oth|xxx)"
     r"\t\[(?P<v>\d\.\d{4}), (?P<a>\d\.\d{4}), (?P<d>\d\.\d{4})\]"
 )
-CATEGORY_RE = re.compile(r"C-E[12]:\t(?:[A-Z][a-z]+; )*[A-Z][a-z]+;\t\(\)")
+CATEGORY_RE = re.compile(r"C-(?:E[123]|[FM]1):\t(?:[A-Z][a-z]+; )*[A-Z][a-z]+;\t\(\)")
 ATTRIBUTE_RE = re.compile(r"A-E3:\tval [1-5]; act [1-5]; dom  [1-5];\t\(\)")
 DIALOG_RE = re.compile(r"Ses(?P<session>0[1-5])(?P<mocap>[FM])_(?:impro0\d|script0\d_\d)b?")
 ID_RE = re.compile(r"(?P<dialog>.+)_(?P<gender>[FM])(?P<turn>\d{3})")
@@ -177,10 +179,12 @@ def test_label_files_follow_the_emo_evaluation_syntax(small_root: Path) -> None:
             start, end = float(match["start"]), float(match["end"])
             assert previous_end <= start < end
             previous_end = end
-            assert len(votes) == 3
-            assert CATEGORY_RE.fullmatch(votes[0]) and votes[0].startswith("C-E1:"), votes[0]
-            assert CATEGORY_RE.fullmatch(votes[1]) and votes[1].startswith("C-E2:"), votes[1]
-            assert ATTRIBUTE_RE.fullmatch(votes[2]), votes[2]
+            # three evaluators, then the speaker's own rating (C-F1 / C-M1, the speaker's gender), then V/A/D
+            assert len(votes) == 5
+            for i in range(3):
+                assert CATEGORY_RE.fullmatch(votes[i]) and votes[i].startswith(f"C-E{i + 1}:"), votes[i]
+            assert CATEGORY_RE.fullmatch(votes[3]) and votes[3].startswith(f"C-{match['id'][-4]}1:"), votes[3]
+            assert ATTRIBUTE_RE.fullmatch(votes[4]), votes[4]
             assert all(1.0 <= float(match[k]) <= 5.0 for k in "vad")
 
 
@@ -525,3 +529,19 @@ def test_the_wav_level_follows_the_latent_energy(small_root: Path) -> None:
         assert np.max(np.abs(wave)) < 0.99
         levels.append(10 * np.log10(np.mean(wave**2)))
     assert np.corrcoef(levels, column(rows, "energy_db"))[0, 1] > 0.8
+
+
+def test_evaluator_agreement_follows_how_ambiguous_the_cues_are(small_records) -> None:
+    margins = {r["id"]: r["cue_margin"] for r in cue_table(SynthConfig(seed=0, size=200))}
+    by_level: dict[int, list[float]] = {2: [], 3: []}
+    for r in small_records:
+        agreeing, evaluators = r.agreement
+        assert evaluators == 3 and agreeing in (2, 3)  # a consensus is a majority of the three
+        by_level[agreeing].append(margins[r.id])
+    unanimous = len(by_level[3]) / len(small_records)
+    assert 0.6 < unanimous < 0.85
+    # all three agree where the cues sit clearly nearer their own class than any other
+    assert np.mean(by_level[3]) > np.mean(by_level[2]) + 3
+    # and as often as the documented chance says
+    chance = [1 / (1 + np.exp(-(margins[r.id] - AGREEMENT_CENTRE) / AGREEMENT_SCALE)) for r in small_records]
+    assert unanimous == pytest.approx(np.mean(chance), abs=0.08)
