@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from benchmark import provenance
 from benchmark.config import CellSpec
-from benchmark.data.records import CLASSES, Utterance
+from benchmark.data.records import CLASSES, PREDICTION_COLUMNS, Utterance
 from benchmark.data.sources import fingerprint
 from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.faults import checkpoint
@@ -309,7 +309,7 @@ def write_embeddings(path: Path, result: CellResult) -> None:
 
 def _write_predictions(path: Path, predictions: list[dict]) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["id", "speaker", "gender", "emotion", "predicted"])
+        w = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS)
         w.writeheader()
         w.writerows(predictions)
 

@@ -74,7 +74,7 @@ class CellResult:
     test: dict  # metrics.evaluate() of the test session
     history: list[EpochStats]
     best_epoch: int
-    predictions: list[dict]  # {"id", "speaker", "gender", "emotion", "predicted"}
+    predictions: list[dict]  # records.PREDICTION_COLUMNS: {"id", "speaker", "gender", "emotion", "predicted", ...}
     sizes: dict[str, int]
     device: str
     seconds: float
@@ -500,7 +500,14 @@ def score(
     index, y_true, y_pred, audio, prompts = embed_split(model, loader, device, precision)
     recs = [records[i] for i in index]
     predictions = [
-        {"id": r.id, "speaker": r.speaker, "gender": r.gender, "emotion": r.emotion, "predicted": CLASSES[p]}
+        {
+            "id": r.id,
+            "speaker": r.speaker,
+            "gender": r.gender,
+            "emotion": r.emotion,
+            "predicted": CLASSES[p],
+            "agreement": r.agreement_text,
+        }
         for r, p in zip(recs, y_pred, strict=True)
     ]
     test = metrics.evaluate(y_true, y_pred, [r.gender for r in recs], CLASSES)

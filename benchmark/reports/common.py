@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import provenance
-from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS
+from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS, PREDICTION_COLUMNS
 from benchmark.reports import html
 from benchmark.reports.plots import plt
 from benchmark.reports.table import (
@@ -189,6 +189,8 @@ class Predictions:
         y_true, y_pred: class indices into :data:`CLASSES`.
         speakers: speaker ids; ``speaker_gender``: the gender of each speaker.
         missing: runs without the artifact (left out).
+        agreeing, evaluators: each row's label agreement (``agreeing`` of ``evaluators`` named its class);
+            0 evaluators where it is unknown (a corpus without votes, or a file without the column).
     """
 
     run_ids: tuple[str, ...]
@@ -199,10 +201,15 @@ class Predictions:
     speakers: tuple[str, ...]
     speaker_gender: np.ndarray
     missing: tuple[str, ...] = ()
+    agreeing: np.ndarray | None = None
+    evaluators: np.ndarray | None = None
     gender: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gender", self.speaker_gender[self.speaker] if len(self.speaker) else np.array([]))
+        for name in ("agreeing", "evaluators"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(len(self.speaker), dtype=int))
 
     def confusions(self, run_group: Mapping[str, int], n_groups: int) -> np.ndarray:
         """``[n_groups, S, K, K]`` confusion counts per group of runs (a configuration) and speaker."""
@@ -215,13 +222,15 @@ class Predictions:
         return counts.reshape(n_groups, s, k, k).astype(float)
 
 
-_PREDICTION_COLUMNS = ["id", "speaker", "gender", "emotion", "predicted"]
+_PREDICTION_COLUMNS = list(PREDICTION_COLUMNS)
+_OLD_PREDICTION_COLUMNS = _PREDICTION_COLUMNS[:5]  # runs logged before the agreement column
 
 
 def load_predictions(tracker: Tracker, runs: Iterable[RunRecord], path: str = "predictions.csv") -> Predictions:
-    """Read ``path`` (columns id, speaker, gender, emotion, predicted) of every run in one bulk read.
+    """Read ``path`` (columns id, speaker, gender, emotion, predicted[, agreement]) of every run in one bulk read.
 
-    The files are parsed together by pandas' C parser (a million rows in well under a second).
+    The files are parsed together by pandas' C parser (a million rows in well under a second). A file without
+    the agreement column (logged before it existed) reads as unknown agreement.
 
     Raises:
         ValueError: a file with other columns, an unknown class or gender, or a speaker given two genders;
@@ -234,10 +243,12 @@ def load_predictions(tracker: Tracker, runs: Iterable[RunRecord], path: str = "p
     for run_id in run_ids:
         head, _, body = blobs[run_id].partition(b"\n")
         columns = [c.strip() for c in head.decode("utf-8", "replace").split(",")]
-        if columns != _PREDICTION_COLUMNS:
+        if columns not in (_PREDICTION_COLUMNS, _OLD_PREDICTION_COLUMNS):
             raise ValueError(f"run {run_id}: {path}: expected columns {','.join(_PREDICTION_COLUMNS)}, got {columns}")
         if body and not body.endswith(b"\n"):
             body += b"\n"
+        if columns == _OLD_PREDICTION_COLUMNS:
+            body = body.replace(b"\r\n", b"\n").replace(b"\n", b",\n")  # an empty agreement on every line
         bodies.append(body)
         counts.append(body.count(b"\n"))
     # categories, not strings: a million rows parse in a fraction of a second; ids are not needed
@@ -274,6 +285,7 @@ def load_predictions(tracker: Tracker, runs: Iterable[RunRecord], path: str = "p
     if (gender < 0).any():
         row = int(np.flatnonzero(gender < 0)[0])
         fail(row, f"unknown gender {frame.loc[row, 'gender']!r} (expected F or M)")
+    agreeing, evaluators = _agreement(frame["agreement"], fail)
     # compact speaker indices, in order of first appearance
     used, first_row, speaker = np.unique(speaker_codes, return_index=True, return_inverse=True)
     order = np.argsort(first_row, kind="stable")
@@ -295,7 +307,24 @@ def load_predictions(tracker: Tracker, runs: Iterable[RunRecord], path: str = "p
         speakers=speakers,
         speaker_gender=np.asarray(GENDERS)[first_gender] if len(speakers) else np.array([], dtype=str),
         missing=tuple(r.run_id for r in runs if r.run_id not in blobs),
+        agreeing=agreeing,
+        evaluators=evaluators,
     )
+
+
+def _agreement(column: pd.Series, fail) -> tuple[np.ndarray, np.ndarray]:
+    """``k/n`` (or empty) per row as two int arrays, parsed once per distinct value."""
+    values = column.cat.categories.astype(str)
+    parsed = np.zeros((len(values) + 1, 2), dtype=int)  # the last row: a missing value (code -1)
+    for i, text in enumerate(values):
+        if text == "":
+            continue
+        k, sep, n = text.partition("/")
+        if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) <= int(n) and int(n) > 0):
+            fail(int(np.flatnonzero(column.cat.codes.to_numpy() == i)[0]), f"bad agreement {text!r} (expected k/n)")
+        parsed[i] = int(k), int(n)
+    rows = parsed[column.cat.codes.to_numpy()]
+    return rows[:, 0], rows[:, 1]
 
 
 # ---- header and output ---------------------------------------------------------------------------------

@@ -40,10 +40,28 @@ def test_predictions_are_read_as_codes_with_blank_lines_skipped(tmp_path):
     assert sorted(zip(preds.y_true[first], preds.y_pred[first], strict=True)) == [(0, 1), (0, 1), (3, 3), (3, 3)]
 
 
+def test_agreement_is_read_where_logged_and_unknown_in_older_files(tmp_path):
+    new = "id,speaker,gender,emotion,predicted,agreement\r\nu1,S5,F,neu,hap,2/3\r\nu2,S5,F,sad,sad,\r\nu3,S6,M,ang,ang,4/4"
+    old = GOOD.replace("\n", "\r\n")  # a file from before the column, with Windows line ends
+    tracker = logged(tmp_path, old, new)
+    preds = load_predictions(tracker, tracker.runs("cell"))
+    rows = {
+        (preds.speakers[s], int(t)): (int(k), int(n))
+        for s, t, k, n in zip(preds.speaker, preds.y_true, preds.agreeing, preds.evaluators, strict=True)
+    }
+    assert rows[("S5", 0)] == (2, 3) and rows[("S5", 3)] == (0, 0) and rows[("S6", 2)] == (4, 4)
+    assert rows[("S1", 0)] == rows[("S1", 3)] == rows[("S2", 2)] == (0, 0)
+    assert len(preds.y_true) == 6
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("id,speaker,gender,emotion\nu1,S1,F,neu\n", "expected columns id,speaker,gender,emotion,predicted"),
+        (
+            "id,speaker,gender,emotion,predicted,agreement\nu1,S1,F,neu,neu,3/3\nu2,S1,F,sad,sad,3/2\n",
+            "line 3: bad agreement '3/2' (expected k/n)",
+        ),
         (GOOD.replace("u3,S2,M,ang,ang", "u3,S2,M,fru,ang"), "line 5: unknown class 'fru'"),
         (GOOD.replace("u2,S1,F,sad,sad", "u2,S1,X,sad,sad"), "line 3: unknown gender 'X'"),
         (GOOD.replace("u2,S1,F,sad,sad", "u2,S1,M,sad,sad"), "line 3: speaker 'S1' is M here but elsewhere not"),
