@@ -12,6 +12,7 @@ indistinguishable in shape from a real one, whose true differences are known.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 
 from benchmark import provenance
 from benchmark.config import CellSpec
-from benchmark.data.records import CLASSES, GENDERS
+from benchmark.data.records import CLASSES, GENDERS, PREDICTION_COLUMNS
 from benchmark.data.synthetic import GENERATOR_VERSION, SynthConfig
 from benchmark.metrics import evaluate
 from benchmark.tracking import Tracker, flatten
@@ -45,6 +46,8 @@ class SimConfig:
         emb_gender: log ``embeddings.npz`` too, with this weight on the speaker's gender direction (+u for
             female, −u for male) beside weight ``emb_emotion`` on the true class's prompt, plus unit noise;
             None: no embeddings. Embeddings are drawn apart from the predictions.
+        split_penalty: taken off ``skill`` on utterances whose evaluators were split (2 of 3), in a study
+            simulated with label agreement (``simulate_study(unanimous=...)``).
     """
 
     encoder: str
@@ -56,6 +59,7 @@ class SimConfig:
     xc_skill: Mapping[str, float] = field(default_factory=dict)
     emb_gender: float | None = None
     emb_emotion: float = 1.0
+    split_penalty: float = 0.0
 
 
 EMB_DIM = 16  # of simulated embeddings
@@ -70,6 +74,10 @@ class Corpus:
     ids: tuple[str, ...]
     speaker_of: np.ndarray
     emotion: np.ndarray
+    agreeing: np.ndarray | None = None  # of EVALUATORS; None: the corpus has no label agreement
+
+
+EVALUATORS = 3  # of a simulated utterance with label agreement
 
 
 def iemocap_like(session: int, per_speaker: int, rng: np.random.Generator) -> Corpus:
@@ -98,10 +106,14 @@ def predict(
     gender_shift: Mapping[str, float],
     speaker_effect: np.ndarray,
     rng: np.random.Generator,
+    split_penalty: float = 0.0,
 ) -> np.ndarray:
-    """Correct with probability skill + gender shift + speaker effect, else a uniformly drawn wrong class."""
+    """Correct with probability skill + gender shift + speaker effect (− the split penalty), else a uniformly
+    drawn wrong class."""
     g = np.asarray(corpus.genders)[corpus.speaker_of]
     p = skill + np.vectorize(lambda x: gender_shift.get(x, 0.0))(g) + speaker_effect[corpus.speaker_of]
+    if corpus.agreeing is not None:
+        p = p - split_penalty * (corpus.agreeing < EVALUATORS)
     correct = rng.random(len(g)) < np.clip(p, 0.0, 1.0)
     wrong = (corpus.emotion + rng.integers(1, len(CLASSES), len(g))) % len(CLASSES)
     return np.where(correct, corpus.emotion, wrong)
@@ -109,13 +121,13 @@ def predict(
 
 def _write_predictions(path: Path, corpus: Corpus, pred: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    agreement = corpus.agreeing is not None
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["id", "speaker", "gender", "emotion", "predicted"])
+        w.writerow(PREDICTION_COLUMNS if agreement else PREDICTION_COLUMNS[:5])
         for i, s in enumerate(corpus.speaker_of):
-            w.writerow(
-                [corpus.ids[i], corpus.speakers[s], corpus.genders[s], CLASSES[corpus.emotion[i]], CLASSES[pred[i]]]
-            )
+            row = [corpus.ids[i], corpus.speakers[s], corpus.genders[s], CLASSES[corpus.emotion[i]], CLASSES[pred[i]]]
+            w.writerow([*row, f"{corpus.agreeing[i]}/{EVALUATORS}"] if agreement else row)
 
 
 def _write_embeddings(
@@ -169,6 +181,7 @@ def simulate_study(
     epochs: int = 1,
     weights: str = "simulated",
     emb_dim: int = EMB_DIM,
+    unanimous: Mapping[str, float] | None = None,
 ) -> int:
     """Log a simulated study into ``tracker``'s experiment; returns the number of fold runs written.
 
@@ -181,9 +194,17 @@ def simulate_study(
         weights: the ``gemo.weights`` tag's kind (``simulated (<encoder>)``), e.g. ``pretrained`` to see how
             reports treat runs of pre-trained checkpoints.
         emb_dim: dimension of the simulated embeddings (configurations with ``emb_gender``).
+        unanimous: log label agreement in the predictions: per gender, the share of utterances all three
+            evaluators agree on (the rest 2 of 3); None: predictions without the agreement column.
     """
     rng = np.random.default_rng(seed)
     sessions = {f: iemocap_like(f, per_speaker, rng) for f in folds}
+    if unanimous is not None:  # drawn apart: the same seed gives the same utterances with or without agreement
+        agree_rng = np.random.default_rng([seed, 65537])
+        for f, c in sessions.items():
+            share = np.array([unanimous[g] for g in c.genders])[c.speaker_of]
+            agreeing = np.where(agree_rng.random(len(c.ids)) < share, EVALUATORS, EVALUATORS - 1)
+            sessions[f] = dataclasses.replace(c, agreeing=agreeing)
     effects = {f: rng.normal(0, speaker_sd, 2) for f in folds}
     # embeddings draw from their own generators: a store with them has the same predictions as one without
     spaces = {f: _embedding_space(np.random.default_rng([seed, f]), emb_dim) for f in folds}
@@ -240,7 +261,7 @@ def simulate_study(
             for f in folds:
                 shift = rng.normal(0, seed_sd)
                 corpus = sessions[f]
-                pred = predict(corpus, cfg.skill + shift, cfg.gender_shift, effects[f], rng)
+                pred = predict(corpus, cfg.skill + shift, cfg.gender_shift, effects[f], rng, cfg.split_penalty)
                 scores = _scores(corpus, pred)
                 run_id = tracker.start_cell(
                     parent, f"{name} fold {f}", {**params, "fold": f}, {**tags, "gemo.cell_id": f"{config_id}-{f}"}
