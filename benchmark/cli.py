@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("claims", "each of the paper's claims with a verdict: headline figure, direction, alpha range"),
         ("ablation", "every variant and alpha vs Emo-CLAP per encoder, paired tests and speaker-bootstrap CIs"),
         ("bias", "per-gender WAR/UAR, F-M gap with CIs, per-gender confusions, fairlearn metrics"),
+        ("agreement", "the F-M gap at equal label agreement: WAR on unanimous and split labels per gender, CIs"),
         ("cross-corpus", "in-corpus test vs each evaluation corpus, per gender, from logged xc_ metrics"),
     ):
         p = report.add_parser(name, help=help_text)
@@ -173,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
         "all",
-        help="every report that applies: table, claims, ablation, bias, embeddings, curves, cross-corpus, search, "
-        "mechanism (with a _control twin)",
+        help="every report that applies: table, claims, ablation, bias, agreement, embeddings, curves, cross-corpus, "
+        "search, mechanism (with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
     every.add_argument("--out", default="reports", help="reports folder (default reports/)")
@@ -747,13 +748,14 @@ def _add_boot_args(p: argparse.ArgumentParser) -> None:
 def cmd_report_more(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, claims, cross_corpus, curves
+    from benchmark.reports import ablation, agreement, bias, claims, cross_corpus, curves
 
     study, tracker, tags = _study_reader(args.study, args.overrides)
     write = {
         "claims": claims.write_claims_report,
         "ablation": ablation.write_ablation_report,
         "bias": bias.write_bias_report,
+        "agreement": agreement.write_agreement_report,
         "curves": curves.write_curves_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
@@ -820,7 +822,17 @@ def _control_path(study_path: str, given: str | None = None):
 def cmd_report_all(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, bias, claims, cross_corpus, curves, embeddings, mechanism, searches
+    from benchmark.reports import (
+        ablation,
+        agreement,
+        bias,
+        claims,
+        cross_corpus,
+        curves,
+        embeddings,
+        mechanism,
+        searches,
+    )
     from benchmark.reports.table import write_table_report
     from benchmark.studies import load_study
 
@@ -836,6 +848,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
     )
     written.append(ablation.write_ablation_report(tracker, study.name, out, **common).markdown)
     written.append(bias.write_bias_report(tracker, study.name, out, **common).markdown)
+    try:
+        written.append(agreement.write_agreement_report(tracker, study.name, out, **common).markdown)
+    except agreement.NoAgreementError as exc:
+        print(f"agreement: skipped ({exc})")
     try:
         written.append(embeddings.write_embeddings_report(tracker, study.name, out, **common).markdown)
     except embeddings.NoEmbeddingsError as exc:

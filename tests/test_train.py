@@ -69,6 +69,9 @@ def test_each_variant_trains_and_reports(small_records, variant, ml_mode):
     # WAR recomputed from the predictions
     war = sum(p["emotion"] == p["predicted"] for p in result.predictions) / len(result.predictions)
     assert out["war"] == pytest.approx(war)
+    # each prediction carries its utterance's label agreement, as the reader found it
+    agreement = {r.id: r.agreement_text for r in small_records}
+    assert all(p["agreement"] == agreement[p["id"]] in ("2/3", "3/3") for p in result.predictions)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ SECTIONS: dict[str, str] = {
     "claims.md": "Claims",
     "ablation.md": "Ablation",
     "bias.md": "Bias",
+    "agreement.md": "Label agreement",
     "embeddings.md": "Embeddings",
     "curves.md": "Learning curves",
     "search.md": "Searches",

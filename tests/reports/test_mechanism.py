@@ -154,6 +154,9 @@ def test_report_all_writes_every_report_and_the_twin(tmp_path, sim_store, capsys
     ]
     assert all((out / "sim" / n).is_file() for n in names)
     assert "wrote " + ", ".join(str(out / "sim" / n) for n in names) in printed
+    # its predictions carry no label agreement: that report says why it is left out
+    assert "agreement: skipped (study 'sim': none of the test predictions" in printed
+    assert not (out / "sim" / "agreement.md").exists()
     page = (out / "sim" / "index.html").read_text()
     assert all(
         f'id="{n.removesuffix(".md")}"' in page
