@@ -887,7 +887,7 @@ def default_cache_dir() -> Path:
 
 
 def cache_name(config: SynthConfig) -> str:
-    """Folder name of ``config``'s cached copy: ``v1-seed0-size600`` (+ ``-control``, + a knob digest).
+    """Folder name of ``config``'s cached copy: ``v2-seed0-size600`` (+ ``-control``, + a knob digest).
 
     Generation knobs other than seed, size and control only appear, as a short digest, when they differ
     from their defaults.

@@ -289,7 +289,6 @@ def figure(frame: pd.DataFrame, names: Sequence[str], title: str):
             )
     axes[0].set_xlabel("WAR (%)")
     axes[0].set_title("WAR per gender (filled: unanimous labels, hollow: split)", fontsize=9)
-    axes[0].legend(fontsize=7, loc="best")
     for name, marker, dy, color in (("gap_raw", "o", 0.12, "tab:purple"), ("gap_adjusted", "D", -0.12, "tab:green")):
         est = frame[name].to_numpy(dtype=float)
         err = 100 * error_bars(est, frame[f"{name}_low"], frame[f"{name}_high"])
@@ -298,7 +297,8 @@ def figure(frame: pd.DataFrame, names: Sequence[str], title: str):
     axes[1].axvline(0, color="black", lw=0.8)
     axes[1].set_xlabel("WAR female − male (percentage points)")
     axes[1].set_title("F−M gap with 95 % speaker CI", fontsize=9)
-    axes[1].legend(fontsize=7, loc="best")
+    handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=6, fontsize=7)
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names, fontsize=8)
