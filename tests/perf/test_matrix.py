@@ -65,6 +65,7 @@ def test_cpu_matrix_through_the_cli(tmp_path, capsys):
     assert "tiny-hubert not measured" in md and "no total yet" in md
 
 
+@pytest.mark.slow
 def test_a_failed_entry_is_named_and_the_next_one_still_runs(tmp_path):
     entries = [Entry("broken", "no-such-preset"), Entry("tiny-wavlm", "tiny-wavlm")]
     outcomes = run_matrix(entries, tmp_path, "cpu", SMALL, study=load_study(EMBEDDED), device="cpu")
