@@ -73,7 +73,7 @@ class LevelCounts:
         correct, total: ``[C, S, 2]`` correct and all predictions per configuration, speaker and level
             (unanimous, split); rows of unknown agreement are not counted.
         unknown: ``[C]`` predictions of unknown agreement.
-        strata: the gender of each of the S speakers; ``speakers``: their ids.
+        strata: the gender of each of the S speakers.
     """
 
     configs: tuple[str, ...]
@@ -81,7 +81,6 @@ class LevelCounts:
     total: np.ndarray
     unknown: np.ndarray
     strata: np.ndarray
-    speakers: tuple[str, ...]
 
     def of(self, config: str) -> tuple[np.ndarray, np.ndarray]:
         i = self.configs.index(config)
@@ -106,7 +105,7 @@ def count_levels(cells: Cells, preds: Predictions, configs: Sequence[str]) -> Le
     right = (preds.y_true == preds.y_pred)[keep]
     correct = np.bincount(flat, weights=right, minlength=size).reshape(n_c, n_s, 2)
     unknown = np.bincount(g[(g >= 0) & (level < 0)], minlength=n_c)
-    return LevelCounts(tuple(configs), correct, total, unknown, preds.speaker_gender, preds.speakers)
+    return LevelCounts(tuple(configs), correct, total, unknown, preds.speaker_gender)
 
 
 # ---- statistics under speaker weights ------------------------------------------------------------------------
@@ -153,12 +152,10 @@ def verdict(raw: stats.Interval, adjusted: stats.Interval) -> str:
     return VERDICTS[0] if raw.excludes_zero() else VERDICTS[2]
 
 
-def config_table(
-    summary: pd.DataFrame, counts: LevelCounts, n_boot: int, seed: int
-) -> tuple[pd.DataFrame, dict[str, dict[str, stats.Interval]]]:
+def config_table(summary: pd.DataFrame, counts: LevelCounts, n_boot: int, seed: int) -> pd.DataFrame:
     """One row per configuration with counted predictions: accuracies per level and gender, the gaps."""
     female = counts.strata == "F"
-    rows, intervals = [], {}
+    rows = []
     for config in counts.configs:
         correct, total = counts.of(config)
         if not total.sum():
@@ -180,10 +177,8 @@ def config_table(
             row |= {name: iv.estimate, f"{name}_low": iv.low, f"{name}_high": iv.high}
         row["verdict"] = verdict(ivs["gap_raw"], ivs["gap_adjusted"])
         rows.append(row)
-        intervals[config] = ivs
-    frame = pd.DataFrame(rows)
     keep = summary[["config", "encoder", "variant", "alpha", "label"]]
-    return keep.merge(frame, on="config", how="inner"), intervals
+    return keep.merge(pd.DataFrame(rows), on="config", how="inner")
 
 
 def label_table(cells: Cells, preds: Predictions, counts: LevelCounts, config: str, n_boot: int, seed: int) -> dict:
@@ -194,7 +189,7 @@ def label_table(cells: Cells, preds: Predictions, counts: LevelCounts, config: s
         "mean_agreement": {gender: mean k/n}, "difference": Interval of the F−M unanimous share}``.
     """
     members = cells.members(config)
-    first_seed = min(seed for _, _, seed in members)
+    first_seed = min(s for _, _, s in members)
     runs = {r for r, _, s in members if s == first_seed}
     index = np.array([r in runs for r in preds.run_ids])
     rows = index[preds.run] & (preds.evaluators > 0)
@@ -258,7 +253,7 @@ def write_agreement_report(
         )
     summary = cells.summary(["test_war"])
     counts = count_levels(cells, preds, list(summary["config"]))
-    frame, _ = config_table(summary, counts, n_boot, seed)
+    frame = config_table(summary, counts, n_boot, seed)
     # the labels from the configuration with the most counted predictions (every one sees the same test sets)
     busiest = str(frame.sort_values("n", ascending=False, kind="stable")["config"].iloc[0])
     labels = label_table(cells, preds, counts, busiest, n_boot, seed)
