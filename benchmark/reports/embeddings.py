@@ -162,14 +162,16 @@ class RunEmbeddings:
     emotion: np.ndarray  # class index into CLASSES
     audio: np.ndarray  # [n, d] float64, unit rows
     prompts: np.ndarray  # [K, d] float64, unit rows
+    speaker: np.ndarray  # speaker id of each row
+    predicted: np.ndarray  # the model's class index of each row (as in predictions.csv)
 
 
 def parse(data: bytes, where: str) -> RunEmbeddings:
     """Read the bytes of an ``embeddings.npz``.
 
     Raises:
-        EmbeddingsFileError: unreadable, an array missing, shapes that disagree, an unknown class or gender, or
-            a value that is not finite; the message starts with ``where``.
+        EmbeddingsFileError: unreadable, an array missing, shapes that disagree, an unknown class (true or
+            predicted) or gender, or a value that is not finite; the message starts with ``where``.
     """
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -193,7 +195,11 @@ def parse(data: bytes, where: str) -> RunEmbeddings:
         raise EmbeddingsFileError(
             f"{where}: prompts has shape {prompts.shape}, expected ({len(CLASSES)}, {audio.shape[1]})"
         )
-    for key, values, known in (("gender", arrays["gender"], GENDERS), ("emotion", arrays["emotion"], CLASSES)):
+    for key, values, known in (
+        ("gender", arrays["gender"], GENDERS),
+        ("emotion", arrays["emotion"], CLASSES),
+        ("predicted", arrays["predicted"], CLASSES),
+    ):
         bad = sorted(set(values.tolist()) - set(known))
         if bad:
             raise EmbeddingsFileError(f"{where}: unknown {key} {bad[0]!r} (expected one of {', '.join(known)})")
@@ -203,8 +209,8 @@ def parse(data: bytes, where: str) -> RunEmbeddings:
         if not np.isfinite(values).all() or (norms == 0).any():
             raise EmbeddingsFileError(f"{where}: {key} holds a non-finite or all-zero row")
     index = {c: i for i, c in enumerate(CLASSES)}
-    emotion = np.array([index[e] for e in arrays["emotion"].tolist()], dtype=int)
-    return RunEmbeddings(ids, arrays["gender"], emotion, _unit(audio), _unit(prompts))
+    emotion, predicted = (np.array([index[e] for e in arrays[k].tolist()], dtype=int) for k in ("emotion", "predicted"))
+    return RunEmbeddings(ids, arrays["gender"], emotion, _unit(audio), _unit(prompts), arrays["speaker"], predicted)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
