@@ -46,6 +46,9 @@ class SimConfig:
         emb_gender: log ``embeddings.npz`` too, with this weight on the speaker's gender direction (+u for
             female, −u for male) beside weight ``emb_emotion`` on the true class's prompt, plus unit noise;
             None: no embeddings. Embeddings are drawn apart from the predictions.
+        confidence: per gender, the probability the logged embeddings give each utterance's predicted class
+            (± 0.05, uniform) under the logged logit scale 1 / 0.07, whatever the prediction's correctness: a
+            model of known calibration (``{"F": 0.9, "M": 0.6}``). Replaces the ``emb_gender`` embeddings.
         split_penalty: taken off ``skill`` on utterances whose evaluators were split (2 of 3), in a study
             simulated with label agreement (``simulate_study(unanimous=...)``).
     """
@@ -60,8 +63,10 @@ class SimConfig:
     emb_gender: float | None = None
     emb_emotion: float = 1.0
     split_penalty: float = 0.0
+    confidence: Mapping[str, float] = field(default_factory=dict)
 
 
+SIM_LOGIT_SCALE = 1 / 0.07  # the logit scale simulated runs log at every epoch
 EMB_DIM = 16  # of simulated embeddings
 
 
@@ -138,9 +143,12 @@ def _write_embeddings(
     prompts, gender_dir = space
     dim = prompts.shape[1]
     g = np.asarray(corpus.genders)[corpus.speaker_of]
-    sign = np.where(g == "F", 1.0, -1.0)[:, None]
-    noise = rng.normal(0.0, 1.0 / np.sqrt(dim), (len(g), dim))
-    audio = cfg.emb_emotion * prompts[corpus.emotion] + cfg.emb_gender * sign * gender_dir + noise
+    if cfg.confidence:
+        prompts, audio = _confident(pred, g, cfg.confidence, dim, rng)
+    else:
+        sign = np.where(g == "F", 1.0, -1.0)[:, None]
+        noise = rng.normal(0.0, 1.0 / np.sqrt(dim), (len(g), dim))
+        audio = cfg.emb_emotion * prompts[corpus.emotion] + cfg.emb_gender * sign * gender_dir + noise
     save(
         path,
         ids=corpus.ids,
@@ -151,6 +159,19 @@ def _write_embeddings(
         audio=audio / np.linalg.norm(audio, axis=1, keepdims=True),
         prompts=prompts,
     )
+
+
+def _confident(pred: np.ndarray, genders: np.ndarray, confidence: Mapping[str, float], dim: int, rng):
+    """Orthonormal prompts, and unit audio embeddings whose softmax at :data:`SIM_LOGIT_SCALE` gives the
+    predicted class the gender's confidence (± 0.05): cosine δ to that prompt, 0 to the others, where
+    1 / (1 + (K − 1) e^(−s δ)) is the confidence."""
+    k = len(CLASSES)
+    basis = np.linalg.qr(rng.normal(size=(dim, k + 1)))[0].T  # k prompts and one direction orthogonal to them
+    c = np.array([confidence[x] for x in genders]) + rng.uniform(-0.05, 0.05, len(genders))
+    c = np.clip(c, 1 / k + 1e-3, 0.999)
+    delta = np.log((k - 1) * c / (1 - c)) / SIM_LOGIT_SCALE
+    audio = delta[:, None] * basis[pred] + np.sqrt(1 - delta**2)[:, None] * basis[k]
+    return basis[:k], audio
 
 
 def _embedding_space(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,13 +293,13 @@ def simulate_study(
                 for e in range(1, epochs + 1):
                     share = 0.5 + 0.5 * e / epochs
                     history[e] = {"train_loss": 1.5 - share, "val_war": share * scores["war"], "lr": 0.0}
-                    history[e] |= {"val_uar": share * scores["uar"], "logit_scale": 1 / 0.07}
+                    history[e] |= {"val_uar": share * scores["uar"], "logit_scale": SIM_LOGIT_SCALE}
                 tracker.log_steps(run_id, history)
                 for g, m in scores["by_gender"].items():
                     metrics |= {f"test_war_{g}": m["war"], f"test_uar_{g}": m["uar"]}
                 with tempfile.TemporaryDirectory() as tmp:
                     _write_predictions(Path(tmp) / "predictions.csv", corpus, pred)
-                    if cfg.emb_gender is not None:
+                    if cfg.emb_gender is not None or cfg.confidence:
                         _write_embeddings(Path(tmp) / "embeddings.npz", corpus, pred, cfg, spaces[f], emb_rng)
                     for c, ecorpus in xc.items():
                         skill = cfg.xc_skill.get(c, cfg.skill - 0.15) + shift
