@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ablation", "every variant and alpha vs Emo-CLAP per encoder, paired tests and speaker-bootstrap CIs"),
         ("bias", "per-gender WAR/UAR, F-M gap with CIs, per-gender confusions, fairlearn metrics"),
         ("agreement", "the F-M gap at equal label agreement: WAR on unanimous and split labels per gender, CIs"),
+        ("calibration", "how far each model's confidence can be trusted per gender: ECE, over-confidence, Brier"),
         ("cross-corpus", "in-corpus test vs each evaluation corpus, per gender, from logged xc_ metrics"),
     ):
         p = report.add_parser(name, help=help_text)
@@ -174,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
         "all",
-        help="every report that applies: table, claims, ablation, bias, agreement, embeddings, curves, cross-corpus, "
+        help="every report that applies: table, claims, ablation, bias, agreement, embeddings, calibration, curves, "
+        "cross-corpus, "
         "search, mechanism (with a _control twin)",
     )
     every.add_argument("study", help="study file (studies/*.toml)")
@@ -748,7 +750,7 @@ def _add_boot_args(p: argparse.ArgumentParser) -> None:
 def cmd_report_more(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports import ablation, agreement, bias, claims, cross_corpus, curves
+    from benchmark.reports import ablation, agreement, bias, calibration, claims, cross_corpus, curves
 
     study, tracker, tags = _study_reader(args.study, args.overrides)
     write = {
@@ -756,6 +758,7 @@ def cmd_report_more(args: argparse.Namespace) -> int:
         "ablation": ablation.write_ablation_report,
         "bias": bias.write_bias_report,
         "agreement": agreement.write_agreement_report,
+        "calibration": calibration.write_calibration_report,
         "curves": curves.write_curves_report,
         "cross-corpus": cross_corpus.write_cross_corpus_report,
     }[args.kind]
@@ -826,6 +829,7 @@ def cmd_report_all(args: argparse.Namespace) -> int:
         ablation,
         agreement,
         bias,
+        calibration,
         claims,
         cross_corpus,
         curves,
@@ -856,6 +860,10 @@ def cmd_report_all(args: argparse.Namespace) -> int:
         written.append(embeddings.write_embeddings_report(tracker, study.name, out, **common).markdown)
     except embeddings.NoEmbeddingsError as exc:
         print(f"embeddings: skipped ({exc})")
+    try:
+        written.append(calibration.write_calibration_report(tracker, study.name, out, **common).markdown)
+    except calibration.NoCalibrationError as exc:
+        print(f"calibration: skipped ({exc})")
     try:
         written.append(curves.write_curves_report(tracker, study.name, out, **common).markdown)
     except curves.NoCurvesError as exc:

@@ -22,6 +22,7 @@ SECTIONS: dict[str, str] = {
     "bias.md": "Bias",
     "agreement.md": "Label agreement",
     "embeddings.md": "Embeddings",
+    "calibration.md": "Calibration",
     "curves.md": "Learning curves",
     "search.md": "Searches",
     "cross_corpus.md": "Cross-corpus",
