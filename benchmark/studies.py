@@ -40,7 +40,7 @@ seeds = [0]
 uri = ""                             # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here
 experiment = ""                      # default: the study name
 log_models = false                   # also log each cell's trained model (run artifact model/)
-log_embeddings = true                # log the test session's embeddings (embeddings.npz; report embeddings)
+log_embeddings = true                # log the test session's embeddings (embeddings.npz; report embeddings, calibration)
 
 [search]                             # SearchSpec: `gemo-bench search` (benchmark/search.py)
 trials = 20
