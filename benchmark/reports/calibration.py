@@ -45,7 +45,9 @@ from scipy.special import log_softmax
 from benchmark.data.records import GENDERS
 from benchmark.reports import stats
 from benchmark.reports.common import (
+    SIGNIFICANT,
     Cells,
+    MeasureDifference,
     NoRunsError,
     ReportFolder,
     ci,
@@ -54,6 +56,7 @@ from benchmark.reports.common import (
     header_lines,
     load_cells,
     md_table,
+    measure_differences,
     pct,
     pval,
     signed,
@@ -81,7 +84,6 @@ COMPARED: tuple[tuple[str, str, str, str], ...] = (
     ("abs_ece_gap", "size of the F−M ECE gap", "F−M gap larger", "F−M gap smaller"),
 )
 VERDICTS = ("less reliable for female speakers", "less reliable for male speakers", "no clear difference")
-SIGNIFICANT = 0.05
 
 
 class NoCalibrationError(NoRunsError):
@@ -309,22 +311,7 @@ def read_runs(tracker: Tracker, cells: Cells) -> tuple[pd.DataFrame, Pooled, dic
 # ---- the report ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Difference:
-    """A gender-aware configuration's measure minus Emo-CLAP's, paired over folds."""
-
-    config: str
-    baseline: str
-    measure: str
-    test: stats.PairedTest
-
-    @property
-    def reading(self) -> str:
-        rise, fall = next((r, f) for c, _, r, f in COMPARED if c == self.measure)
-        p = self.test.p_t
-        if p is None or p >= SIGNIFICANT:
-            return "no significant change"
-        return rise if self.test.mean_diff > 0 else fall
+Difference = MeasureDifference
 
 
 @dataclass(frozen=True)
@@ -342,16 +329,7 @@ class CalibrationReport:
 
 
 def differences(cells: Cells) -> list[Difference]:
-    out = []
-    for config in cells.configs().query("variant != 'emo-clap'")["config"]:
-        base = cells.baseline_of(config)
-        if base is None:
-            continue
-        for measure, *_ in COMPARED:
-            a, b = cells.fold_values(config, measure), cells.fold_values(base, measure)
-            common = sorted(set(a.index) & set(b.index))
-            out.append(Difference(config, base, measure, stats.paired_tests(a.loc[common], b.loc[common])))
-    return out
+    return measure_differences(cells, [(c, rise, fall) for c, _, rise, fall in COMPARED])
 
 
 def config_table(summary: pd.DataFrame, pooled: Pooled, n_boot: int, seed: int) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from benchmark import provenance
 from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS, PREDICTION_COLUMNS
-from benchmark.reports import html
+from benchmark.reports import html, stats
 from benchmark.reports.plots import plt
 from benchmark.reports.table import (
     VARIANT_NAMES,
@@ -128,6 +128,47 @@ class Cells:
             if base[key].nunique() > 1:
                 base = base[base[key] == row[key]]
         return str(base.index[0]) if len(base) == 1 else None
+
+
+SIGNIFICANT = 0.05  # the p-value of a paired t-test below which a difference gets a reading
+
+
+@dataclass(frozen=True)
+class MeasureDifference:
+    """A gender-aware configuration's measure minus Emo-CLAP's, paired over folds (:func:`measure_differences`).
+
+    ``rise`` and ``fall`` say what a significant rise and a significant fall of the measure mean.
+    """
+
+    config: str
+    baseline: str
+    measure: str
+    test: stats.PairedTest
+    rise: str
+    fall: str
+
+    @property
+    def reading(self) -> str:
+        p = self.test.p_t
+        if p is None or p >= SIGNIFICANT:
+            return "no significant change"
+        return self.rise if self.test.mean_diff > 0 else self.fall
+
+
+def measure_differences(cells: Cells, compared: Sequence[tuple[str, str, str]]) -> list[MeasureDifference]:
+    """Each gender-aware configuration against Emo-CLAP of the same encoder, paired over the folds both have, on
+    each ``(measure column, what a rise means, what a fall means)`` of ``compared``."""
+    out = []
+    for config in cells.configs().query("variant != 'emo-clap'")["config"]:
+        base = cells.baseline_of(config)
+        if base is None:
+            continue
+        for measure, rise, fall in compared:
+            a, b = cells.fold_values(config, measure), cells.fold_values(base, measure)
+            common = sorted(set(a.index) & set(b.index))
+            test = stats.paired_tests(a.loc[common], b.loc[common])
+            out.append(MeasureDifference(config, base, measure, test, rise, fall))
+    return out
 
 
 def load_cells(tracker: Tracker, study_name: str, encoders: Sequence[str] = ()) -> Cells:

@@ -47,17 +47,19 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.records import CLASS_WORDS, CLASSES, GENDERS
-from benchmark.reports import stats
 from benchmark.reports.common import (
     PARAM_NAMES,
+    SIGNIFICANT,
     VARIANT_NAMES,
     Cells,
+    MeasureDifference,
     NoRunsError,
     ReportFolder,
     header,
     header_lines,
     load_cells,
     md_table,
+    measure_differences,
     pval,
     suptitle,
 )
@@ -82,7 +84,6 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("gender_split", "each emotion split more by gender", "each emotion split less by gender"),
     ("abs_margin_gap", "F − M margin gap larger", "F − M margin gap smaller"),
 )
-SIGNIFICANT = 0.05
 COLLAPSED = 0.01  # mean cosine distance to the mean direction below which a configuration is called collapsed
 _ARRAYS = ("id", "speaker", "gender", "emotion", "predicted", "classes", "audio", "prompts")
 _COLOURS = ("#4c72b0", "#dd8452", "#c44e52", "#55a868")  # neu, hap, ang, sad
@@ -297,22 +298,7 @@ def run_measures(e: RunEmbeddings) -> dict[str, float]:
 # ---- the report ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Difference:
-    """A gender-aware configuration's measure minus Emo-CLAP's, paired over folds."""
-
-    config: str
-    baseline: str
-    measure: str
-    test: stats.PairedTest
-
-    @property
-    def reading(self) -> str:
-        rise, fall = next((r, f) for c, r, f in COMPARED if c == self.measure)
-        p = self.test.p_t
-        if p is None or p >= SIGNIFICANT:
-            return "no significant change"
-        return rise if self.test.mean_diff > 0 else fall
+Difference = MeasureDifference
 
 
 @dataclass(frozen=True)
@@ -352,16 +338,7 @@ def read_measures(tracker: Tracker, cells: Cells) -> tuple[pd.DataFrame, list[st
 
 
 def differences(cells: Cells) -> list[Difference]:
-    out = []
-    for config in cells.configs().query("variant != 'emo-clap'")["config"]:
-        base = cells.baseline_of(config)
-        if base is None:
-            continue
-        for measure, _, _ in COMPARED:
-            a, b = cells.fold_values(config, measure), cells.fold_values(base, measure)
-            common = sorted(set(a.index) & set(b.index))
-            out.append(Difference(config, base, measure, stats.paired_tests(a.loc[common], b.loc[common])))
-    return out
+    return measure_differences(cells, COMPARED)
 
 
 def write_embeddings_report(
