@@ -148,6 +148,7 @@ def test_report_all_writes_every_report_and_the_twin(tmp_path, sim_store, capsys
         "ablation.md",
         "bias.md",
         "embeddings.md",
+        "calibration.md",
         "curves.md",
         "cross_corpus.md",
         "mechanism.md",
