@@ -332,12 +332,13 @@ def differences(cells: Cells) -> list[Difference]:
     return measure_differences(cells, [(c, rise, fall) for c, _, rise, fall in COMPARED])
 
 
-def config_table(summary: pd.DataFrame, pooled: Pooled, n_boot: int, seed: int) -> pd.DataFrame:
+def config_table(
+    summary: pd.DataFrame, sums_of: Mapping[str, SpeakerSums], strata: np.ndarray, n_boot: int, seed: int
+) -> pd.DataFrame:
     """Per configuration: the fold means of :func:`run_measures` and the pooled figures with their intervals."""
-    strata = pooled.strata
     rows = []
     for config in summary["config"]:
-        sums = pooled.sums(config)
+        sums = sums_of[config]
         row: dict[str, object] = {"config": config, "n_pooled": int(sums.count.sum())}
         for g in GENDERS:
             m = strata == g
@@ -390,9 +391,10 @@ def write_calibration_report(
         SCALE,
     ]
     summary = cells.summary(columns)
-    table = config_table(summary, pooled, n_boot, seed)
+    sums_of = {c: pooled.sums(c) for c in summary["config"]}  # each configuration's per-speaker sums, once
+    table = config_table(summary, sums_of, pooled.strata, n_boot, seed)
     diffs = differences(cells)
-    bins = {c: reliability(pooled.sums(c), pooled.strata) for c in table["config"]}
+    bins = {c: reliability(sums_of[c], pooled.strata) for c in table["config"]}
     key_cols = ["run_id", "config", "encoder", "variant", "alpha", *cells.extras, "fold", "seed"]
     runs = cells.frame[[*key_cols, "n", *columns]]
 
