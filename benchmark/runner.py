@@ -242,6 +242,7 @@ def epoch_metrics(s: EpochStats) -> dict[str, float]:
         "val_uar": s.val_uar,
         "lr": s.lr,
         "logit_scale": s.logit_scale,
+        **{f"val_uar_{g}": v for g, v in s.val_uar_by_gender.items()},
     }
 
 

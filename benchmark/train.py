@@ -51,6 +51,7 @@ class EpochStats:
     lr: float
     logit_scale: float
     seconds: float
+    val_uar_by_gender: dict[str, float] = field(default_factory=dict)  # {"F": ..., "M": ...}; {} in older states
 
 
 @dataclass(frozen=True)
@@ -440,15 +441,17 @@ def fit_cell(
             loader.batch_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         loss = train_epoch(model, loaders["train"], optimizer, scheduler, spec, device, epoch, progress)
-        _, y_true, y_pred = evaluate_split(model, loaders["val"], device, cfg.precision)
+        index, y_true, y_pred = evaluate_split(model, loaders["val"], device, cfg.precision)
+        val = metrics.evaluate(y_true, y_pred, [fold.val[i].gender for i in index], CLASSES)
         stats = EpochStats(
             epoch=epoch,
             train_loss=loss,
-            val_war=metrics.war(y_true, y_pred),
-            val_uar=metrics.uar(y_true, y_pred),
+            val_war=val["war"],
+            val_uar=val["uar"],
             lr=lr,
             logit_scale=float(model.logit_scale().detach()),
             seconds=time.perf_counter() - t0,
+            val_uar_by_gender={g: b["uar"] for g, b in val["by_gender"].items()},
         )
         history.append(stats)
         if on_epoch is not None:
