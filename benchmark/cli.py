@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -669,7 +670,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             print("  no complete trial: nothing to evaluate")
             continue
         values = ", ".join(f"{k}={v:.4g}" for k, v in r.best_values.items())
-        print(f"  best: trial {r.best_trial}, mean validation UAR {r.best_value:.4f} ({values})")
+        gap = f", gender gap {r.best_gap:.4f}" if r.best_gap is not None and math.isfinite(r.best_gap) else ""
+        print(f"  best: trial {r.best_trial}, mean validation UAR {r.best_value:.4f}{gap} ({values})")
+        if r.front:
+            print(f"  Pareto front of validation UAR and gender gap: {len(r.front)} trials")
+        for p in r.front:
+            tested = ""
+            if "uar_mean" in p.test:
+                tested = f"; test UAR {p.test['uar_mean']:.4f}"
+                if "uar_F_mean" in p.test and "uar_M_mean" in p.test:
+                    tested += f", F - M {p.test['uar_F_mean'] - p.test['uar_M_mean']:+.4f}"
+            front_values = ", ".join(f"{k}={v:.4g}" for k, v in p.values.items())
+            print(f"    trial {p.trial}: UAR {p.uar:.4f}, gap {p.gap:.4f} ({front_values}){tested}")
         if r.evaluation is not None:
             failed |= bool(r.evaluation.failed)
             for reason in r.evaluation.failed.values():

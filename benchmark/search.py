@@ -54,6 +54,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import provenance
 from benchmark.config import CellSpec, TrainConfig
+from benchmark.data.records import GENDERS
 from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.losses import NonFiniteLossError
 from benchmark.models.presets import default_lr
@@ -69,22 +70,26 @@ from benchmark.runner import (
     state_dir,
 )
 from benchmark.search_store import (
+    GAP_ATTR,
     SEARCHED,
     Counts,
     SearchError,
     Target,
     best_trial,
     count_trials,
+    gap_value,
     is_journal,
     open_storage,
+    pareto_front,
     retry_callback,
     search_folds,
     search_id,
     storage_url,
     targets,
+    uar_value,
 )
 from benchmark.studies import SearchSpec, Study, config_id
-from benchmark.train import EpochStats, fit_cell
+from benchmark.train import EpochStats, Fit, fit_cell
 
 INTERRUPTED_ATTR = "gemo_interrupted"
 RUN_ID_ATTR = "mlflow_run_id"
@@ -219,7 +224,7 @@ class Objective:
     def cells(self, values: dict[str, float]) -> list[CellSpec]:
         return configured(self.study, self.target, values, self.folds, (self.seed,)).cells()
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         values = suggest(trial, self.study, self.target)
         cells = self.cells(values)
         tracker = self.ctx.tracker
@@ -249,14 +254,19 @@ class Objective:
             tracker.client.set_tag(run_id, "gemo.trial_state", "FAIL")
             tracker.end(run_id, "FAILED", f"{type(exc).__name__}: {exc}")
             raise
-        tracker.log_metrics(run_id, {"objective": value}, step=len(self.folds) * cells[0].train.epochs)
+        uar, gap = value
+        trial.set_user_attr(GAP_ATTR, gap)
+        tracker.log_metrics(run_id, {"objective": uar, GAP_ATTR: gap}, step=len(self.folds) * cells[0].train.epochs)
         tracker.client.set_tag(run_id, "gemo.trial_state", "COMPLETE")
         tracker.end(run_id, "FINISHED")
-        return value
+        return (uar, gap) if self.study.search.multi_objective else uar
 
-    def _fit_folds(self, trial: optuna.Trial, cells: list[CellSpec], run_id: str) -> float:
+    def _fit_folds(self, trial: optuna.Trial, cells: list[CellSpec], run_id: str) -> tuple[float, float]:
+        """(mean best validation UAR, mean validation gender gap at each fold's chosen epoch) over the folds."""
         tracker = self.ctx.tracker
+        prune = not self.study.search.multi_objective  # Optuna takes no intermediate values from those
         best: list[float] = []
+        gaps: list[float] = []
         for k, cell in enumerate(cells):
             fold_best = [-math.inf]
 
@@ -265,16 +275,39 @@ class Objective:
                 step = k * cell.train.epochs + s.epoch
                 running = float(sum(best) + fold_best[0]) / (len(best) + 1)
                 metrics = {"val_uar": s.val_uar, "val_war": s.val_war, "train_loss": s.train_loss}
+                metrics |= {f"val_uar_{g}": v for g, v in s.val_uar_by_gender.items()}
                 tracker.log_metrics(run_id, {**metrics, "intermediate": running}, step)
-                trial.report(running, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"fold {cell.fold}, epoch {s.epoch}: running value {running:.4f}")
+                if prune:
+                    trial.report(running, step)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"fold {cell.fold}, epoch {s.epoch}: running value {running:.4f}")
 
             fit = fit_cell(self.ctx.records, cell, progress=False, on_epoch=on_epoch)
             best.append(fit.best_val_uar)
-            trial.set_user_attr(f"val_uar_fold{cell.fold}", fit.best_val_uar)
-            tracker.log_metrics(run_id, {f"val_uar_fold{cell.fold}": fit.best_val_uar})
-        return float(sum(best) / len(best))
+            gaps.append(validation_gap(fit, self.study))
+            fold_metrics = {f"val_uar_fold{cell.fold}": fit.best_val_uar, f"{GAP_ATTR}_fold{cell.fold}": gaps[-1]}
+            for key, v in fold_metrics.items():
+                trial.set_user_attr(key, v)
+            tracker.log_metrics(run_id, fold_metrics)
+        return float(sum(best) / len(best)), float(sum(gaps) / len(gaps))
+
+
+def validation_gap(fit: Fit, study: Study) -> float:
+    """|UAR_F - UAR_M| on the fold's validation split at the chosen epoch.
+
+    Raises:
+        SearchError: the validation split lacks one gender and the gap is an objective (NaN otherwise).
+    """
+    by_gender = fit.history[[h.epoch for h in fit.history].index(fit.best_epoch)].val_uar_by_gender
+    if set(by_gender) >= set(GENDERS):
+        return abs(by_gender["F"] - by_gender["M"])
+    if study.search.multi_objective:
+        missing = ", ".join(g for g in GENDERS if g not in by_gender)
+        raise SearchError(
+            f"{study.path or study.name}: search.objectives: fold {fit.spec.fold}'s validation split has no "
+            f"utterances of gender {missing}, so the gender gap cannot be an objective"
+        )
+    return math.nan
 
 
 # ---- workers ------------------------------------------------------------------------------------------------
@@ -417,6 +450,19 @@ class SearchResult:
     test: dict[str, float] = field(default_factory=dict)
     parent_run_id: str = ""
     worker_errors: list[str] = field(default_factory=list)
+    best_gap: float | None = None  # the best trial's mean validation gender gap
+    front: list[FrontPoint] = field(default_factory=list)  # multi-objective: the Pareto front, by UAR
+
+
+@dataclass
+class FrontPoint:
+    """One trial of a multi-objective search's Pareto front, and its configuration's test-fold figures."""
+
+    trial: int
+    uar: float  # mean best validation UAR
+    gap: float  # mean validation gender gap |UAR_F - UAR_M|
+    values: dict[str, float]
+    test: dict[str, float] = field(default_factory=dict)
 
 
 def search_config(study: Study, target: Target, fingerprint: str) -> dict[str, Any]:
@@ -432,14 +478,17 @@ def search_config(study: Study, target: Target, fingerprint: str) -> dict[str, A
         "model": json.loads(json.dumps(study.model.__dict__, default=list)),
         "train": dict(sorted(study.train.items())),
         "data": fingerprint,
+        # only when not the default, so that searches stored before the key existed still match
+        **({"objectives": list(study.search.objectives)} if study.search.multi_objective else {}),
     }
 
 
 def open_search(study: Study, ctx: Context, storage: BaseStorage, url: str, target: Target) -> str:
     """Create or resume the target's Optuna study and MLflow parent run; returns the parent run id."""
     config = json.loads(json.dumps(search_config(study, target, ctx.fingerprint)))
+    directions = ["maximize", "minimize"] if study.search.multi_objective else ["maximize"]
     ostudy = optuna.create_study(
-        storage=storage, study_name=target.study_name, direction="maximize", load_if_exists=True
+        storage=storage, study_name=target.study_name, directions=directions, load_if_exists=True
     )
     stored = ostudy.user_attrs.get("gemo.config")
     if stored is None:
@@ -460,6 +509,7 @@ def open_search(study: Study, ctx: Context, storage: BaseStorage, url: str, targ
         "search.folds": config["folds"],
         "search.sampler": study.search.sampler,
         "search.pruner": study.search.pruner,
+        "search.objectives": list(study.search.objectives),
         "search.storage": provenance.redact_uri(url),
     }
     tags = {
@@ -581,35 +631,56 @@ def _finish(
         "trials_failed": result.counts.failed,
     }
     if best is not None:
-        result.best_trial, result.best_value = best.number, float(best.value)
-        result.best_values = suggest(optuna.trial.FixedTrial(best.params, best.number), study, target)
+        result.best_trial, result.best_value, result.best_gap = best.number, uar_value(best), gap_value(best)
+        result.best_values = _values_of(best, study, target)
         summary["best_objective"] = result.best_value
+        if math.isfinite(result.best_gap):
+            summary[f"best_{GAP_ATTR}"] = result.best_gap
         tracker.set_tags(parent_id, {"gemo.best_trial": str(best.number)})
-        if evaluation is not None:
-            workers, executor, progress = evaluation
-            final = configured(study, target, result.best_values, study.protocol.folds, study.protocol.seeds)
-            result.evaluation = run_study(final, workers=workers, progress=progress, executor=executor)
-            result.test = _log_best(ctx, sid, parent_id, final, best, result)
+        # a multi-objective search tests every configuration of its front; a single-objective one its best
+        chosen = (pareto_front(trials) or [best]) if study.search.multi_objective else [best]
+        if study.search.multi_objective:
+            summary["front_size"] = len(chosen)
+            tracker.set_tags(parent_id, {"gemo.front_trials": ",".join(str(t.number) for t in chosen)})
+        for trial in chosen:
+            point = FrontPoint(trial.number, uar_value(trial), gap_value(trial), _values_of(trial, study, target))
+            if evaluation is not None:
+                workers, executor, progress = evaluation
+                final = configured(study, target, point.values, study.protocol.folds, study.protocol.seeds)
+                summary_of_run = run_study(final, workers=workers, progress=progress, executor=executor)
+                point.test = _log_best(ctx, sid, parent_id, final, trial, point, front=study.search.multi_objective)
+                if trial.number == best.number:
+                    result.evaluation, result.test = summary_of_run, point.test
+            if study.search.multi_objective:
+                result.front.append(point)
+        if result.test:
             summary.update({f"test_{k}": v for k, v in result.test.items() if k in ("war_mean", "uar_mean")})
     tracker.log_metrics(parent_id, summary)
     tracker.end(parent_id, "FINISHED")
     return result
 
 
-def _log_best(ctx: Context, sid: str, parent_id: str, final: Study, best: FrozenTrial, result: SearchResult) -> dict:
-    """The ``search-best`` run: the best trial's values, its validation objective, the test-fold figures."""
+def _values_of(trial: FrozenTrial, study: Study, target: Target) -> dict[str, float]:
+    return suggest(optuna.trial.FixedTrial(trial.params, trial.number), study, target)
+
+
+def _log_best(
+    ctx: Context, sid: str, parent_id: str, final: Study, trial: FrozenTrial, point: FrontPoint, *, front: bool
+) -> dict:
+    """The ``search-best`` run of a tested trial (the best, or one of the front): its values, its validation
+    objectives and its configuration's test-fold figures."""
     tracker = ctx.tracker
     cell = final.cells()[0]
     cfg = config_id(cell, ctx.fingerprint)
     config_runs = tracker.runs("config", config_id=cfg)
     test = dict(config_runs[0].metrics) if config_runs else {}
     if config_runs:
-        tracker.set_tags(config_runs[0].run_id, {"gemo.search_id": sid, "gemo.best_trial": str(best.number)})
+        tracker.set_tags(config_runs[0].run_id, {"gemo.search_id": sid, "gemo.best_trial": str(trial.number)})
     existing = [r for r in tracker.runs("search-best", search_id=sid) if r.tags.get("gemo.config_id") == cfg]
     if existing:
         run_id = existing[0].run_id
     else:
-        params = {**{k: v for k, v in result.best_values.items()}, "trial": best.number, "config": run_name(cell)}
+        params = {**point.values, "trial": trial.number, "config": run_name(cell)}
         tags = {
             **provenance.tags(),
             "gemo.study": final.name,
@@ -617,8 +688,10 @@ def _log_best(ctx: Context, sid: str, parent_id: str, final: Study, best: Frozen
             "gemo.config_id": cfg,
             "gemo.config_run_id": config_runs[0].run_id if config_runs else "",
         }
-        run_id = tracker.start_child("search-best", parent_id, f"best: trial {best.number}", params, tags)
-    tracker.log_metrics(run_id, {"objective": float(best.value), **test})
+        name = f"front: trial {trial.number}" if front else f"best: trial {trial.number}"
+        run_id = tracker.start_child("search-best", parent_id, name, params, tags)
+    validation = {"objective": point.uar, **({GAP_ATTR: point.gap} if math.isfinite(point.gap) else {})}
+    tracker.log_metrics(run_id, {**validation, **test})
     tracker.end(run_id, "FINISHED")
     return test
 

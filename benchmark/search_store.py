@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -23,10 +24,13 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import provenance
+from benchmark.data.records import CLASSES
 from benchmark.studies import SearchSpec, Study
 from benchmark.tracking import resolve_uri, state_dir
 
 HEARTBEAT_ATTR = "gemo:heartbeat"
+CHANCE = 1 / len(CLASSES)  # the UAR of a model that gives every utterance one class
+GAP_ATTR = "val_gender_gap"  # a trial's mean |UAR_F - UAR_M| on validation, whatever its objectives
 SEARCHED = ("alpha", "temperature", "lr")  # the values a search may sample
 
 
@@ -181,10 +185,49 @@ def search_id(url: str, target: Target) -> str:
     return hashlib.sha256(json.dumps([url, target.study_name]).encode()).hexdigest()[:16]
 
 
+def uar_value(trial: FrozenTrial) -> float:
+    """A trial's mean best validation UAR: its value, or its first value in a multi-objective search."""
+    return math.nan if trial.values is None else float(trial.values[0])
+
+
+def gap_value(trial: FrozenTrial) -> float:
+    """A trial's mean validation gender gap |UAR_F - UAR_M| (its second value in a multi-objective search);
+    NaN for trials of searches from before it was recorded."""
+    if trial.values is not None and len(trial.values) > 1:
+        return float(trial.values[1])
+    return float(trial.user_attrs.get(GAP_ATTR, math.nan))
+
+
 def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """The complete trial with the highest objective (the earliest of equals), None before one completes."""
+    """The complete trial with the highest validation UAR (then the smallest gender gap, then the earliest),
+    None before one completes. In a multi-objective search it is the front's highest-UAR end."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+    return min(complete, key=_rank) if complete else None
+
+
+def _rank(t: FrozenTrial) -> tuple[float, float, int]:
+    gap = gap_value(t)
+    return -uar_value(t), gap if math.isfinite(gap) else math.inf, t.number
+
+
+def pareto_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials above chance that no other one dominates on (higher UAR, smaller gender gap), by UAR.
+
+    A trial dominates another when it is at least as good in both and better in one; trials with the same
+    two values are all on the front. Left out: trials without a recorded gap, and trials at chance UAR
+    (:data:`CHANCE`), which give every utterance one class and so have a gap of 0 that says nothing.
+    """
+    points = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and math.isfinite(gap_value(t)) and uar_value(t) > CHANCE + 1e-9
+    ]
+
+    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
+        ua, ga, ub, gb = uar_value(a), gap_value(a), uar_value(b), gap_value(b)
+        return ua >= ub and ga <= gb and (ua > ub or ga < gb)
+
+    return sorted((t for t in points if not any(dominates(o, t) for o in points)), key=_rank)
 
 
 @dataclass(frozen=True)
@@ -197,6 +240,8 @@ class SearchProgress:
     best_trial: int | None = None
     best_value: float | None = None
     best_params: dict[str, float] = field(default_factory=dict)
+    best_gap: float | None = None  # its mean validation gender gap (None: not recorded)
+    front: tuple[int, ...] = ()  # a multi-objective search's Pareto front so far, by UAR
 
 
 def begun_searches(study: Study) -> tuple[str, dict[Target, list[FrozenTrial] | None]] | None:
@@ -234,8 +279,14 @@ def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
         progress = SearchProgress(t.study_name, study.search.trials, count_trials(trials))
         best = best_trial(trials)
         if best is not None:
+            gap = gap_value(best)
             progress = replace(
-                progress, best_trial=best.number, best_value=float(best.value), best_params=dict(best.params)
+                progress,
+                best_trial=best.number,
+                best_value=uar_value(best),
+                best_params=dict(best.params),
+                best_gap=gap if math.isfinite(gap) else None,
+                front=tuple(t.number for t in pareto_front(trials)) if study.search.multi_objective else (),
             )
         out.append(progress)
     return provenance.redact_uri(url), out
@@ -256,5 +307,5 @@ def searched_alphas(study: Study) -> dict[str, list[tuple[float, float]]]:
         if target.variant != "sl-gemo-clap" or trials is None:
             continue
         done = [t for t in trials if t.state == TrialState.COMPLETE and "alpha" in t.params]
-        out[target.audio_encoder] = [(float(t.params["alpha"]), float(t.value)) for t in done]
+        out[target.audio_encoder] = [(float(t.params["alpha"]), uar_value(t)) for t in done]
     return out

@@ -334,7 +334,10 @@ def _search_lines(searches: list[SearchProgress]) -> list[str]:
             line += f", {c.running} running"
         if s.best_trial is not None:
             values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(s.best_params.items()))
-            line += f"; best: trial {s.best_trial}, mean validation UAR {s.best_value:.4f} ({values})"
+            gap = f", gender gap {s.best_gap:.4f}" if s.best_gap is not None else ""
+            line += f"; best: trial {s.best_trial}, mean validation UAR {s.best_value:.4f}{gap} ({values})"
+            if s.front:
+                line += f"; Pareto front: trials {', '.join(map(str, s.front))}"
         out.append(line)
     return out
 

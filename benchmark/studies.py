@@ -47,6 +47,7 @@ trials = 20
 alpha = [0.0, 1.0]                   # a range (uniform) or a number (fixed)
 temperature = [0.02, 0.5]            # a range (log-uniform) or a number; default model.temperature
 lr = [1e-4, 1e-2]                    # a range (log-uniform) or a number; default train.lr
+objectives = ["uar"]                 # or ["uar", "gender_gap"]: the Pareto front of UAR and |UAR_F - UAR_M|
 
 [executor]                           # benchmark.executors.ExecutorSpec: local, slurm or submitit-local
 
@@ -173,6 +174,8 @@ class Paper:
 
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
 PRUNERS: tuple[str, ...] = ("median", "hyperband", "none")
+# What a search optimises: the validation UAR alone, or with it the validation gender gap (Pareto front)
+OBJECTIVES: tuple[tuple[str, ...], ...] = (("uar",), ("uar", "gender_gap"))
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,11 @@ class SearchSpec:
         seed: sampler seed; trial ``n`` samples with a seed drawn from ``(seed, n)``, so one worker
             replays the same trials and several workers or a resumed search never repeat a point.
             None: unseeded.
+        objectives: ``["uar"]``: maximise the mean best validation UAR; ``["uar", "gender_gap"]``: also
+            minimise the validation gender gap |UAR_F - UAR_M| at each fold's chosen epoch (mean over the
+            search folds), a multi-objective search whose result is the Pareto front of the two.
         pruner: ``median``, ``hyperband`` or ``none``; intermediate values are reported per fold x epoch.
+            Default: ``median``, and ``none`` for a multi-objective search (Optuna cannot prune one).
         startup_trials: trials before TPE models the space and before the median pruner prunes.
         warmup_epochs: epochs of the first fold before the median pruner may prune a trial.
         storage: an SQLAlchemy URL (``postgresql://...``) or a journal file path; default:
@@ -208,7 +215,8 @@ class SearchSpec:
     folds: tuple[int, ...] = ()
     sampler: str = "tpe"
     seed: int | None = None
-    pruner: str = "median"
+    objectives: tuple[str, ...] = ("uar",)
+    pruner: str = ""
     startup_trials: int = 5
     warmup_epochs: int = 1
     storage: str = ""
@@ -224,6 +232,17 @@ class SearchSpec:
         _check_range("lr", self.lr, low=0.0, high=float("inf"), closed=False)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if tuple(self.objectives) not in OBJECTIVES:
+            choices = " or ".join(json.dumps(list(o)) for o in OBJECTIVES)
+            raise ValueError(f"objectives must be {choices}, got {json.dumps(list(self.objectives))}")
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+        if not self.pruner:
+            object.__setattr__(self, "pruner", "none" if self.multi_objective else "median")
+        elif self.multi_objective and self.pruner != "none":
+            raise ValueError(
+                f'pruner must be "none" when the gender gap is an objective, got {self.pruner!r}: '
+                "Optuna does not prune multi-objective searches"
+            )
         if self.pruner not in PRUNERS:
             raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
         if self.startup_trials < 0 or self.warmup_epochs < 0 or self.max_retry < 0:
@@ -234,6 +253,11 @@ class SearchSpec:
             raise ValueError(
                 f"grace_s must be at least twice the heartbeat interval ({self.heartbeat_s} s), got {self.grace_s}"
             )
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the search also minimises the validation gender gap (a Pareto front, no pruning)."""
+        return len(self.objectives) > 1
 
     def space(self) -> dict[str, tuple[float, float] | float | None]:
         """Each searched value as ``(low, high)`` or a fixed number (None: the study's own value)."""

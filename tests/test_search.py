@@ -148,6 +148,7 @@ def test_search_table_is_validated_with_file_and_key(tmp_path):
         "search.folds=[2, 7]": r"search\.folds: distinct sessions in 1\.\.5",
         "search.temperature=[0.001, 0.5]": r"search\.temperature: 0\.001 gives a logit scale above",
         "search.sampler='grid'": r"search\.sampler",
+        "search.objectives=['gap']": r'search\.objectives: objectives must be \["uar"\] or \["uar", "gender_gap"\]',
         "search.storage=5": r"search\.storage: expected a string",
         "search.trails=3": r"search\.trails: unknown key",
         "executor.kind=cloud": r"executor\.kind: kind must be one of local, slurm, submitit-local",
@@ -160,6 +161,51 @@ def test_search_table_is_validated_with_file_and_key(tmp_path):
         with pytest.raises(StudyError, match=message) as err:
             load_study(path, [override])
         assert str(path) in str(err.value), override
+
+
+def test_a_multi_objective_search_needs_no_pruner_and_keeps_the_default_one_otherwise(tmp_path):
+    path = make_study(tmp_path, pruner="median")
+    assert load_study(path).search.pruner == "median" and not load_study(path).search.multi_objective
+    both = load_study(path, ["search.objectives=['uar', 'gender_gap']", "search.pruner=none"]).search
+    assert both.multi_objective and both.objectives == ("uar", "gender_gap")
+    assert SearchSpec(objectives=["uar", "gender_gap"]).pruner == "none" and SearchSpec().pruner == "median"
+    with pytest.raises(StudyError, match=r'search\.pruner: pruner must be "none" when the gender gap') as err:
+        load_study(path, ["search.objectives=['uar', 'gender_gap']"])  # the file asks for the median pruner
+    assert str(path) in str(err.value)
+
+
+def test_pareto_front_is_optunas_front_of_uar_and_gap():
+    import random
+
+    from benchmark.search_store import best_trial, pareto_front
+
+    rng = random.Random(3)
+    for _ in range(20):
+        study = optuna.create_study(directions=["maximize", "minimize"])
+        for _ in range(rng.randint(1, 25)):
+            # coarse values, so that ties and duplicated points occur
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"alpha": rng.random()},
+                    distributions={"alpha": FloatDistribution(0, 1)},
+                    values=[rng.randint(0, 6) / 10, rng.randint(0, 6) / 20],
+                )
+            )
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+        trials = study.get_trials()
+        front = pareto_front(trials)
+        # Optuna's front of the trials above chance (UAR 0.25): those at chance have a meaningless gap of 0
+        above = optuna.create_study(directions=["maximize", "minimize"])
+        above.add_trials(t for t in trials if t.values and t.values[0] > 0.25)
+        key = lambda t: t.params["alpha"]  # noqa: E731 (add_trials renumbers: a trial is known by its alpha)
+        assert sorted(map(key, front)) == sorted(map(key, above.best_trials))
+        assert [t.values[0] for t in front] == sorted((t.values[0] for t in front), reverse=True)
+        top = max(t.values[0] for t in trials if t.values)
+        best = best_trial(trials)
+        assert best.values[0] == top and best.values[1] == min(
+            t.values[1] for t in trials if t.values and t.values[0] == top
+        )
+        assert best in front or best.values[0] <= 0.25
 
 
 def test_default_storage_is_a_journal_beside_the_mlflow_store(tmp_path):
@@ -352,6 +398,93 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
 
     with pytest.raises(SearchError, match=r"made for another configuration \(changed: space\)"):
         run_search(load_study(path, ["search.alpha=[0.5, 1.0]"]), progress=False)
+
+
+@pytest.mark.slow
+def test_a_gender_gap_search_finds_the_pareto_front_and_tests_each_of_its_configurations(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.reports.searches import write_search_report
+
+    path = make_study(tmp_path, trials=4)
+    # a seeded search that trains long enough for some trials to leave chance level (UAR 0.25, gap 0)
+    setting = ["data.size=200", "train.epochs=3", "model.proj_dim=32", "search.lr=[3e-3, 3e-2]", "search.seed=0"]
+    both = ["search.objectives=['uar', 'gender_gap']", *setting]
+    assert main(["search", str(path), *both, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    study = load_study(path, both)
+    storage = open_storage(study.search, storage_url(study))
+    (target,) = targets(study)
+    ostudy = optuna.load_study(study_name=target.study_name, storage=storage)
+    assert [d.name for d in ostudy.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = assert_exactly_once(study, 4)
+    tracker = tracker_of(study)
+    runs = {r.tags["gemo.trial_number"]: r for r in tracker.runs("trial")}
+    epochs = 3
+    assert any(t.values[1] > 0 for t in trials)
+    for t in trials:
+        assert t.state == TrialState.COMPLETE and not t.intermediate_values  # nothing to prune: none reported
+        run = runs[str(t.number)]
+        # the reference: from the trial run's per-epoch history, each fold's epoch of best validation UAR
+        # (the first of equals), and |UAR_F - UAR_M| at that epoch
+        history = {
+            key: {m.step: m.value for m in tracker.client.get_metric_history(run.run_id, key)}
+            for key in ("val_uar", "val_uar_F", "val_uar_M")
+        }
+        uars, gaps = [], []
+        for k in range(2):
+            steps = [k * epochs + e for e in range(1, epochs + 1)]
+            chosen = max(steps, key=lambda s: (history["val_uar"][s], -s))
+            uars.append(history["val_uar"][chosen])
+            gaps.append(abs(history["val_uar_F"][chosen] - history["val_uar_M"][chosen]))
+        assert t.values == pytest.approx([sum(uars) / 2, sum(gaps) / 2])
+        assert run.metrics["objective"] == pytest.approx(t.values[0])
+        assert run.metrics["val_gender_gap"] == pytest.approx(t.values[1])
+
+    # Optuna's own Pareto front of the trials above chance
+    above = optuna.create_study(directions=["maximize", "minimize"])
+    above.add_trials(t for t in trials if t.values[0] > 0.25)
+    by_alpha = {t.params["alpha"]: t.number for t in trials}  # add_trials renumbers
+    front = sorted(by_alpha[t.params["alpha"]] for t in above.best_trials)
+    assert front and len(front) < len(trials)  # chance-level trials are left out, and are not tested
+    (parent,) = tracker.runs("search")
+    assert parent.metrics["front_size"] == len(front)
+    assert parent.tags["gemo.front_trials"] == ",".join(
+        str(n) for n in sorted(front, key=lambda n: -trials[n].values[0])
+    )
+    tested = tracker.runs("search-best", "FINISHED")
+    assert sorted(int(r.params["trial"]) for r in tested) == front
+    cells = tracker.runs("cell", "FINISHED")
+    assert len(cells) == len(front)  # protocol.folds = [1]: one test run per front configuration
+    for r in tested:
+        t = trials[int(r.params["trial"])]
+        assert r.tags["mlflow.runName"] == f"front: trial {t.number}"
+        assert r.metrics["objective"] == pytest.approx(t.values[0])
+        assert r.metrics["val_gender_gap"] == pytest.approx(t.values[1])
+        (cell,) = [c for c in cells if c.tags["mlflow.parentRunId"] == r.tags["gemo.config_run_id"]]
+        assert float(cell.params["model.temperature"]) == pytest.approx(t.params["temperature"])
+        assert r.metrics["uar_mean"] == pytest.approx(cell.metrics["test_uar"])
+    assert "Pareto front of validation UAR and gender gap: " + f"{len(front)} trials" in printed
+    for n in front:
+        assert f"    trial {n}: UAR {trials[n].values[0]:.4f}, gap {trials[n].values[1]:.4f}" in printed
+
+    again = main(["search", str(path), *both, "--no-progress"])  # finished: nothing runs again
+    assert again == 0 and len(tracker.runs("trial")) == 4 and len(tracker.runs("cell")) == len(front)
+
+    report = write_search_report(tracker, study, tmp_path / "reports")
+    assert sorted(report.front["number"]) == front and report.front["test_uar_mean"].notna().all()
+    assert (report.folder / "search_front.png").is_file() and (report.folder / "search_front.csv").is_file()
+    text = report.markdown.read_text()
+    assert "## Validation UAR and the gender gap" in text and "uar, gender_gap" in text
+
+    # `gemo-bench status` reads the front back from the storage
+    by_rank = sorted(front, key=lambda n: (-trials[n].values[0], trials[n].values[1], n))
+    (progress,) = study_status(study).searches
+    assert progress.front == tuple(by_rank) and progress.best_gap == pytest.approx(trials[by_rank[0]].values[1])
+    assert f"; Pareto front: trials {', '.join(map(str, by_rank))}" in render(study_status(study), "s.toml")
+
+    # the same storage cannot continue as a search of UAR alone
+    with pytest.raises(SearchError, match=r"made for another configuration \(changed: objectives\)"):
+        run_search(load_study(path, setting), progress=False)
 
 
 @pytest.mark.slow
