@@ -21,7 +21,10 @@ run). Per search (audio encoder x variant):
   folds mostly chose luck), and per encoder the
   gender-aware searches against the Emo-CLAP search. Both bests are maxima over trials on the same
   validation folds, so their difference flatters the search with more trials or values; the best
-  configurations are ordinary fold runs, so ``report ablation`` tests them fold by fold.
+  configurations are ordinary fold runs, so ``report ablation`` tests them fold by fold;
+- each search's Pareto front of validation UAR and validation gender gap |UAR_F - UAR_M| (trials above
+  chance), with the test UAR and test F - M of the front configurations that were run on the protocol folds:
+  all of them in a search with ``objectives = ["uar", "gender_gap"]``, only the best in one of UAR alone.
 """
 
 from __future__ import annotations
@@ -44,7 +47,17 @@ from benchmark import provenance
 from benchmark.reports.common import ReportFolder, header_lines, md_table, pct, pm, signed, suptitle
 from benchmark.reports.plots import plt
 from benchmark.reports.table import VARIANT_NAMES, cell_frame, describe_source
-from benchmark.search_store import SEARCHED, Target, begun_searches, best_trial, count_trials, search_id
+from benchmark.search_store import (
+    SEARCHED,
+    Target,
+    begun_searches,
+    best_trial,
+    count_trials,
+    gap_value,
+    pareto_front,
+    search_id,
+    uar_value,
+)
 from benchmark.studies import Study
 from benchmark.tracking import Tracker
 
@@ -74,6 +87,7 @@ class SearchReport:
     summary: pd.DataFrame  # one row per search
     trials: pd.DataFrame  # one row per trial of every search (also search_trials.csv)
     notes: tuple[str, ...]
+    front: pd.DataFrame | None = None  # each search's Pareto front of UAR and gender gap (search_front.csv)
 
 
 def trial_frame(target: Target, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
@@ -100,7 +114,8 @@ def trial_frame(target: Target, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
                 "number": t.number,
                 "state": t.state.name,
                 "retried": t.number in replaced,
-                "value": float(t.value) if t.value is not None else math.nan,
+                "value": uar_value(t),
+                "gap": gap_value(t),
                 **{p: float(t.params[p]) if p in t.params else math.nan for p in SEARCHED},
                 "steps": steps,
                 "last_intermediate": float(t.intermediate_values[steps]) if steps else math.nan,
@@ -108,8 +123,39 @@ def trial_frame(target: Target, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
                 **dict(sorted(folds.items())),
             }
         )
-    cols = ["search", "encoder", "variant", "number", "state", "retried", "value", *SEARCHED, "steps"]
+    cols = ["search", "encoder", "variant", "number", "state", "retried", "value", "gap", *SEARCHED, "steps"]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*cols, "last_intermediate", "duration_s"])
+
+
+def front_frame(
+    target: Target, trials: Sequence[FrozenTrial], tested: Mapping[int, Mapping[str, float]]
+) -> pd.DataFrame:
+    """The search's Pareto front of validation UAR (higher) and gender gap (smaller), by UAR.
+
+    ``tested`` maps a trial number to its ``search-best`` run's metrics: a multi-objective search tests
+    every front trial, a single-objective one only its best.
+    """
+    multi = any(t.values is not None and len(t.values) > 1 for t in trials)
+    rows = []
+    for t in pareto_front(list(trials)):
+        test = tested.get(t.number, {})
+        rows.append(
+            {
+                "search": target.study_name,
+                "encoder": target.audio_encoder,
+                "variant": target.variant,
+                "objectives": "uar, gender_gap" if multi else "uar",
+                "number": t.number,
+                "value": uar_value(t),
+                "gap": gap_value(t),
+                **{p: float(t.params[p]) if p in t.params else math.nan for p in SEARCHED},
+                **{
+                    f"test_{k}": float(test.get(k, math.nan))
+                    for k in ("uar_mean", "uar_std", "uar_F_mean", "uar_M_mean", "folds")
+                },
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def range_position(value: float, dist: FloatDistribution) -> float:
@@ -129,7 +175,11 @@ def importances(trials: Sequence[FrozenTrial], params: Sequence[str]) -> dict[st
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "a new study created in memory" line
     try:
         study = optuna.create_study(direction="maximize")
-        study.add_trials(complete)
+        # the validation UAR alone, also of a multi-objective search's trials
+        study.add_trials(
+            optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=uar_value(t))
+            for t in complete
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = optuna.importance.get_param_importances(
@@ -171,7 +221,10 @@ def summarize_search(
         else math.nan
     )
     row["best_trial"] = best.number if best is not None else math.nan
-    row["best_value"] = float(best.value) if best is not None else math.nan
+    row["best_value"] = uar_value(best) if best is not None else math.nan
+    row["best_gap"] = gap_value(best) if best is not None else math.nan
+    multi = any(t.values is not None and len(t.values) > 1 for t in trials)
+    row["objectives"] = "uar, gender_gap" if multi else "uar"
     row["found_at"] = int((finished["number"] <= best.number).sum()) if best is not None else math.nan
     near = complete[complete["value"] >= row["best_value"] - NEAR_BEST - 1e-12] if best is not None else complete[:0]
     row["near_trials"] = len(near)
@@ -294,6 +347,7 @@ def markdown(
     head: Mapping[str, str],
     note_lines: Sequence[str],
     figures: Sequence[str],
+    front: pd.DataFrame | None = None,
 ) -> str:
     lines = header_lines(head)
     lines += [
@@ -391,8 +445,45 @@ def markdown(
             "fold by fold on the test sessions.",
             "",
         ]
+    if front is not None:
+        lines += front_section(front)
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
+
+
+def front_section(front: pd.DataFrame) -> list[str]:
+    """Each search's Pareto front of validation UAR and gender gap, with the test figures of those tested."""
+    lines = [
+        "## Validation UAR and the gender gap",
+        "",
+        "Every trial also records its *gap*: |UAR_F − UAR_M| on the validation split at each fold's chosen "
+        "epoch, in points, averaged over the search folds. Listed are each search's *Pareto front*: the "
+        "complete trials that no other trial beats on both UAR (higher) and gap (smaller). A search with "
+        '`objectives = ["uar", "gender_gap"]` optimised both and ran every front configuration on the test '
+        "folds; a search of UAR alone tested only its best, and its front is what its trials happened to "
+        "show. *Test F − M*: the configuration's mean test UAR of female minus male speakers over the "
+        "protocol folds. A validation gap from one session's few utterances per gender is noisy: read a "
+        "small gap on the test folds before trusting it. Trials at chance UAR (25 % on 4 classes) are left out: "
+        "they give every utterance one class, so their gap of 0 says nothing about fairness.",
+        "",
+    ]
+    sym = [SYMBOLS[p] for p in SEARCHED]
+    rows = [
+        [
+            f["encoder"],
+            VARIANT_NAMES.get(f["variant"], f["variant"]),
+            f["objectives"],
+            int(f["number"]),
+            pct(f["value"]),
+            pct(f["gap"]),
+            *(_value(f[p], p) for p in SEARCHED),
+            pm(f["test_uar_mean"], f["test_uar_std"]),
+            signed(f["test_uar_F_mean"] - f["test_uar_M_mean"]),
+        ]
+        for _, f in front.iterrows()
+    ]
+    cols = ["encoder", "search", "objectives", "trial", "UAR", "gap", *sym, "test UAR", "test F − M"]
+    return [*lines, *md_table(cols, rows)]
 
 
 def figure(summary: pd.DataFrame, trials: pd.DataFrame, ranges: Mapping[str, Mapping[str, FloatDistribution]], title):
@@ -446,6 +537,32 @@ def figure(summary: pd.DataFrame, trials: pd.DataFrame, ranges: Mapping[str, Map
     return fig
 
 
+def front_figure(summary: pd.DataFrame, trials: pd.DataFrame, front: pd.DataFrame, title: str):
+    """A panel per encoder: each complete trial's validation gap against its UAR, and each search's front."""
+    encoders = list(dict.fromkeys(front["encoder"]))
+    width = max(6.4, 4.4 * len(encoders))  # room for the title over one panel
+    fig, axes = plt.subplots(1, len(encoders), figsize=(width, 4.2), dpi=110, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, encoder in zip(axes[0], encoders, strict=True):
+        for i, (_, s) in enumerate(summary[summary["encoder"] == encoder].iterrows()):
+            colour, label = colours[i % len(colours)], VARIANT_NAMES.get(s["variant"], s["variant"])
+            done = trials[(trials["search"] == s["search"]) & (trials["state"] == "COMPLETE")]
+            ax.scatter(100 * done["gap"], 100 * done["value"], s=16, color=colour, alpha=0.45, label=label)
+            f = front[front["search"] == s["search"]].sort_values("gap")
+            if len(f):
+                ax.step(100 * f["gap"], 100 * f["value"], where="post", color=colour, lw=1.2)
+                tested = f[f["test_uar_mean"].notna()]
+                ax.scatter(100 * tested["gap"], 100 * tested["value"], marker="*", s=110, color=colour, zorder=3)
+        ax.set_title(encoder, fontsize=9)
+        ax.set_xlabel("validation gender gap |UAR_F − UAR_M| (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel("validation UAR (%)")
+    suptitle(fig, title + "\ndots: complete trials; line: the Pareto front; star: tested on the protocol folds")
+    fig.tight_layout()
+    return fig
+
+
 def write_search_report(
     tracker: Tracker, study: Study, out_root: Path, *, study_tags: Mapping[str, str] | None = None
 ) -> SearchReport:
@@ -464,18 +581,24 @@ def write_search_report(
     best_runs = {
         (r.tags.get("gemo.search_id"), r.params.get("trial")): r for r in tracker.read_runs("search-best", "FINISHED")
     }
-    rows, frames, ranges = [], [], {}
+    rows, frames, fronts, ranges = [], [], [], {}
     for target, found in searches.items():
         if found is None:
             continue
         best = best_trial(found)
-        run = best_runs.get((search_id(url, target), str(best.number))) if best is not None else None
+        sid = search_id(url, target)
+        run = best_runs.get((sid, str(best.number))) if best is not None else None
         tested = run.metrics if run is not None else None
         rows.append(summarize_search(target, found, study.search.trials, tested))
         frames.append(trial_frame(target, found))
+        tested_front = {
+            t.number: best_runs[(sid, str(t.number))].metrics for t in found if (sid, str(t.number)) in best_runs
+        }
+        fronts.append(front_frame(target, found, tested_front))
         ranges[target.study_name] = _distributions(found)
     summary = pd.DataFrame(rows)
     trials = pd.concat(frames, ignore_index=True)
+    front = pd.concat([f for f in fronts if len(f)], ignore_index=True) if any(len(f) for f in fronts) else None
     sids = {search_id(url, t) for t, found in searches.items() if found is not None}
     runs = [r for r in tracker.read_runs("trial") if r.tags.get("gemo.search_id") in sids]
     source = describe_source(cell_frame(runs)) if runs else {"data": "unknown (no trial runs in the MLflow store)"}
@@ -490,9 +613,12 @@ def write_search_report(
     note_lines = notes(summary, ranges)
     out = ReportFolder(out_root, study.name)
     fig_title = f"{study.name} — {head['data']}" + (f"\n{head['weights']}" if "weights" in head else "")
-    fig = out.figure("search.png", figure(summary, trials, ranges, fig_title))
-    md = out.text("search.md", markdown(summary, trials, head, note_lines, [fig.name]))
+    figs = [out.figure("search.png", figure(summary, trials, ranges, fig_title))]
+    if front is not None:
+        figs.append(out.figure("search_front.png", front_figure(summary, trials, front, fig_title)))
+        out.csv("search_front.csv", front)
+    md = out.text("search.md", markdown(summary, trials, head, note_lines, [f.name for f in figs], front))
     csv = out.csv("search.csv", summary)
     out.csv("search_trials.csv", trials)
     page = out.publish(tracker, study_tags)
-    return SearchReport(out.path, md, csv, (fig,), page, summary, trials, tuple(note_lines))
+    return SearchReport(out.path, md, csv, tuple(figs), page, summary, trials, tuple(note_lines), front)
