@@ -251,3 +251,68 @@ def test_the_report_command_loads_no_model_library(searched, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.rsplit("@@", 1)[1]) == {"code": 0, "heavy": []}
     assert (tmp_path / "cli" / "srep" / "search.csv").is_file()
+
+
+def test_the_front_of_uar_and_gender_gap_in_a_search_of_uar_alone(tmp_path):
+    path = tmp_path / "srep.toml"
+    path.write_text(STUDY.format(trials=6, root=tmp_path))
+    study = load_study(path, ["method.variants=['sl-gemo-clap']"])
+    url = storage_url(study)
+    (sl,) = targets(study)
+    ostudy = optuna.create_study(storage=open_storage(study.search, url), study_name=sl.study_name)
+    # (UAR, gap): trial 2 dominates 0; 1 and 4 have the best UAR, 4 the smaller gap; 5 is at chance
+    points = [(0.40, 0.08), (0.55, 0.12), (0.45, 0.05), (0.30, 0.01), (0.55, 0.09), (0.25, 0.0)]
+    for i, (uar, gap) in enumerate(points):
+        params = {"alpha": 0.1 * (i + 1), "temperature": 0.1, "lr": 0.002}
+        ostudy.add_trial(
+            create_trial(params=params, distributions=DISTS, value=uar, user_attrs={"val_gender_gap": gap})
+        )
+    ostudy.add_trial(create_trial(state=TrialState.PRUNED, params=params, distributions=DISTS))
+    # the slow reference: no other complete trial above chance at least as good in both and better in one
+    above = [i for i, (u, _) in enumerate(points) if u > 0.25]
+    expected = [
+        i
+        for i in above
+        if not any(
+            points[j][0] >= points[i][0]
+            and points[j][1] <= points[i][1]
+            and (points[j][0] > points[i][0] or points[j][1] < points[i][1])
+            for j in above
+        )
+    ]
+    assert sorted(expected) == [2, 3, 4]
+
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    sid = search_id(url, sl)
+    parent = tracker.open_search(sid, "search", {}, {})
+    run = tracker.start_child("search-best", parent, "best: trial 4", {"trial": 4}, {"gemo.search_id": sid})
+    tested = {"uar_mean": 0.5, "uar_std": 0.02, "uar_F_mean": 0.47, "uar_M_mean": 0.52, "folds": 5}
+    tracker.log_metrics(run, tested)
+    tracker.end(run, "FINISHED")
+
+    report = write_search_report(tracker, study, tmp_path / "out")
+    front = report.front.set_index("number")
+    assert list(front.index) == [4, 2, 3]  # by UAR, highest first
+    for i in expected:
+        assert (front.loc[i, "value"], front.loc[i, "gap"]) == pytest.approx(points[i])
+    assert (front["objectives"] == "uar").all()
+    assert (
+        front.loc[4, "test_uar_mean"] == pytest.approx(0.5) and front[["test_uar_mean"]].loc[[2, 3]].isna().all().all()
+    )
+    (row,) = report.summary.to_dict("records")
+    assert (row["best_trial"], row["best_gap"], row["objectives"]) == (4, pytest.approx(0.09), "uar")
+    assert pd.read_csv(report.folder / "search_front.csv")["number"].tolist() == [4, 2, 3]
+    assert report.figures[1].name == "search_front.png" and report.figures[1].stat().st_size > 10_000
+    text = report.markdown.read_text()
+    assert "## Validation UAR and the gender gap" in text
+    assert "| tiny-wavlm | SL-GEmo-CLAP | uar | 4 | 55.00 | 9.00 | 0.50 | 0.1 | 0.002 | 50.00 ± 2.00 | -5.00 |" in text
+    assert "| tiny-wavlm | SL-GEmo-CLAP | uar | 3 | 30.00 | 1.00 | 0.40 | 0.1 | 0.002 | – | – |" in text
+
+
+def test_a_search_from_before_the_gender_gap_has_no_front(searched, tmp_path):
+    _, study, *_ = searched
+    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    report = write_search_report(tracker, study, tmp_path / "out")
+    assert report.front is None and len(report.figures) == 1
+    assert not (report.folder / "search_front.csv").exists()
+    assert "gender gap" not in report.markdown.read_text()
