@@ -462,8 +462,8 @@ def front_section(front: pd.DataFrame) -> list[str]:
         '`objectives = ["uar", "gender_gap"]` optimised both and ran every front configuration on the test '
         "folds; a search of UAR alone tested only its best, and its front is what its trials happened to "
         "show. *Test F − M*: the configuration's mean test UAR of female minus male speakers over the "
-        "protocol folds. A validation gap from one session's few utterances per gender is noisy: read a "
-        "small gap on the test folds before trusting it. Trials at chance UAR (25 % on 4 classes) are left out: "
+        "protocol folds. A gap measured on a small validation split (a few dozen utterances per gender) is "
+        "noisy: read a small gap on the test folds before trusting it. Trials at chance UAR (25 % on 4 classes) are left out: "
         "they give every utterance one class, so their gap of 0 says nothing about fairness.",
         "",
     ]
