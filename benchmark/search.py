@@ -298,7 +298,7 @@ def validation_gap(fit: Fit, study: Study) -> float:
     Raises:
         SearchError: the validation split lacks one gender and the gap is an objective (NaN otherwise).
     """
-    by_gender = fit.history[[h.epoch for h in fit.history].index(fit.best_epoch)].val_uar_by_gender
+    by_gender = next(h for h in fit.history if h.epoch == fit.best_epoch).val_uar_by_gender
     if set(by_gender) >= set(GENDERS):
         return abs(by_gender["F"] - by_gender["M"])
     if study.search.multi_objective:
@@ -648,7 +648,7 @@ def _finish(
                 workers, executor, progress = evaluation
                 final = configured(study, target, point.values, study.protocol.folds, study.protocol.seeds)
                 summary_of_run = run_study(final, workers=workers, progress=progress, executor=executor)
-                point.test = _log_best(ctx, sid, parent_id, final, trial, point, front=study.search.multi_objective)
+                point.test = _log_best(ctx, sid, parent_id, final, point)
                 if trial.number == best.number:
                     result.evaluation, result.test = summary_of_run, point.test
             if study.search.multi_objective:
@@ -664,9 +664,7 @@ def _values_of(trial: FrozenTrial, study: Study, target: Target) -> dict[str, fl
     return suggest(optuna.trial.FixedTrial(trial.params, trial.number), study, target)
 
 
-def _log_best(
-    ctx: Context, sid: str, parent_id: str, final: Study, trial: FrozenTrial, point: FrontPoint, *, front: bool
-) -> dict:
+def _log_best(ctx: Context, sid: str, parent_id: str, final: Study, point: FrontPoint) -> dict:
     """The ``search-best`` run of a tested trial (the best, or one of the front): its values, its validation
     objectives and its configuration's test-fold figures."""
     tracker = ctx.tracker
@@ -675,12 +673,12 @@ def _log_best(
     config_runs = tracker.runs("config", config_id=cfg)
     test = dict(config_runs[0].metrics) if config_runs else {}
     if config_runs:
-        tracker.set_tags(config_runs[0].run_id, {"gemo.search_id": sid, "gemo.best_trial": str(trial.number)})
+        tracker.set_tags(config_runs[0].run_id, {"gemo.search_id": sid, "gemo.best_trial": str(point.trial)})
     existing = [r for r in tracker.runs("search-best", search_id=sid) if r.tags.get("gemo.config_id") == cfg]
     if existing:
         run_id = existing[0].run_id
     else:
-        params = {**point.values, "trial": trial.number, "config": run_name(cell)}
+        params = {**point.values, "trial": point.trial, "config": run_name(cell)}
         tags = {
             **provenance.tags(),
             "gemo.study": final.name,
@@ -688,7 +686,7 @@ def _log_best(
             "gemo.config_id": cfg,
             "gemo.config_run_id": config_runs[0].run_id if config_runs else "",
         }
-        name = f"front: trial {trial.number}" if front else f"best: trial {trial.number}"
+        name = f"{'front' if final.search.multi_objective else 'best'}: trial {point.trial}"
         run_id = tracker.start_child("search-best", parent_id, name, params, tags)
     validation = {"objective": point.uar, **({GAP_ATTR: point.gap} if math.isfinite(point.gap) else {})}
     tracker.log_metrics(run_id, {**validation, **test})

@@ -135,7 +135,7 @@ def front_frame(
     ``tested`` maps a trial number to its ``search-best`` run's metrics: a multi-objective search tests
     every front trial, a single-objective one only its best.
     """
-    multi = any(t.values is not None and len(t.values) > 1 for t in trials)
+    objectives = _objectives(trials)
     rows = []
     for t in pareto_front(list(trials)):
         test = tested.get(t.number, {})
@@ -144,7 +144,7 @@ def front_frame(
                 "search": target.study_name,
                 "encoder": target.audio_encoder,
                 "variant": target.variant,
-                "objectives": "uar, gender_gap" if multi else "uar",
+                "objectives": objectives,
                 "number": t.number,
                 "value": uar_value(t),
                 "gap": gap_value(t),
@@ -156,6 +156,11 @@ def front_frame(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _objectives(trials: Sequence[FrozenTrial]) -> str:
+    """What the search optimised, read from its trials: two values per trial in a two-objective search."""
+    return "uar, gender_gap" if any(t.values is not None and len(t.values) > 1 for t in trials) else "uar"
 
 
 def range_position(value: float, dist: FloatDistribution) -> float:
@@ -223,8 +228,7 @@ def summarize_search(
     row["best_trial"] = best.number if best is not None else math.nan
     row["best_value"] = uar_value(best) if best is not None else math.nan
     row["best_gap"] = gap_value(best) if best is not None else math.nan
-    multi = any(t.values is not None and len(t.values) > 1 for t in trials)
-    row["objectives"] = "uar, gender_gap" if multi else "uar"
+    row["objectives"] = _objectives(trials)
     row["found_at"] = int((finished["number"] <= best.number).sum()) if best is not None else math.nan
     near = complete[complete["value"] >= row["best_value"] - NEAR_BEST - 1e-12] if best is not None else complete[:0]
     row["near_trials"] = len(near)
