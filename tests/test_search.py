@@ -546,10 +546,13 @@ def test_a_worker_killed_mid_trial_is_covered_by_the_others(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(tmp_path):
-    # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat
+    # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat; its trials
+    # train for 30 epochs, not 6, so that a trial seen at its first epoch is still training at Ctrl-C (at 6
+    # a trial lasts two seconds, and the search could end between the look and the signal)
     path = REPO / "studies" / "search_embedded.toml"
     overrides = [
         "search.trials=3",
+        "train.epochs=30",
         "search.heartbeat_s=1",
         "search.grace_s=4",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
