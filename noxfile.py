@@ -137,7 +137,7 @@ def reports(session: nox.Session) -> None:
 
 @nox.session
 def bench_reports(session: nox.Session) -> None:
-    """Time every report on simulated stores of 1,000 fold runs (embeddings: 60), populated once in .gemo/."""
+    """Time every report on simulated stores of 1,000 fold runs (embeddings and calibration: 60), populated once in .gemo/."""
     _install(session)
     session.run("python", "-m", "benchmark.reports.bench_reports", *session.posargs)
 

@@ -7,8 +7,9 @@ The store holds two studies of 1,000 fold runs each (the mechanism report reads 
 configurations (Emo-CLAP, SL- and ML-GEmo-CLAP at two alphas, each at two temperatures) x 5 seeds x 5
 folds, with parent runs, 20 epochs of training history per run, ``predictions.csv`` of a whole IEMOCAP
 session per run (2 speakers x ``--per-speaker`` utterances, with label agreement in the main study) and
-cross-corpus metrics for two evaluation corpora. The embeddings report is timed on a third study of the paper table's size, 4 encoders x 3 variants x
-5 folds, whose runs log ``embeddings.npz`` of IEMOCAP's shape (a whole session, d = 512). Populating the store
+cross-corpus metrics for two evaluation corpora. The embeddings and calibration reports are timed on a third
+study of the paper table's size, 4 encoders x 3 variants x 5 folds, whose runs log ``embeddings.npz`` of
+IEMOCAP's shape (a whole session, d = 512) and a logit scale at every epoch. Populating the store
 takes minutes and is done once; the timings are of the reports only.
 
 Each report is timed in this process (imports done, as in a long session) and as the ``gemo-bench report``
@@ -33,7 +34,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.reports import ablation, agreement, bias, claims, cross_corpus, curves, embeddings, mechanism
+from benchmark.reports import (
+    ablation,
+    agreement,
+    bias,
+    calibration,
+    claims,
+    cross_corpus,
+    curves,
+    embeddings,
+    mechanism,
+)
 from benchmark.reports.common import load_cells, load_predictions
 from benchmark.reports.simulate import SimConfig, simulate_study
 from benchmark.tracking import Tracker
@@ -192,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "cross-corpus": lambda: cross_corpus.write_cross_corpus_report(tracker, STUDY, out, encoders=ENCODERS),
         "mechanism": lambda: mechanism.write_mechanism_report(tracker, control, STUDY, CONTROL, out, encoders=ENCODERS),
         "embeddings": lambda: embeddings.write_embeddings_report(emb, EMBEDDINGS, out, encoders=ENCODERS),
+        "calibration": lambda: calibration.write_calibration_report(emb, EMBEDDINGS, out, encoders=ENCODERS),
     }
+    on_embeddings = ("embeddings", "calibration")  # the reports timed on the embeddings study
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name, control_flag in ((STUDY, "false"), (CONTROL, "true"), (EMBEDDINGS, "false")):
@@ -204,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         results["imports"] = dict(zip(("command wall (s)", "command CPU (s)"), run_command(imports)[:2], strict=True))
         for name, fn in reports.items():
             wall, cpu = timed_both(fn, args.repeat)
-            study_file = files[EMBEDDINGS if name == "embeddings" else STUDY]
+            study_file = files[EMBEDDINGS if name in on_embeddings else STUDY]
             cmd = [sys.executable, "-m", "benchmark.cli", "report", name, str(study_file), "--out", str(out)]
             if name == "mechanism":
                 cmd = [*cmd[:6], "--control", str(files[CONTROL]), *cmd[6:]]
