@@ -11,6 +11,16 @@ from collections.abc import Sequence
 
 from benchmark.data.records import CLASSES
 
+_DESCRIPTION = (
+    "Reproducibility benchmark for gender-aware contrastive speech emotion recognition (GEmo-CLAP): "
+    "train and score study cells, search alpha and temperature, and write reports from the runs in MLflow."
+)
+_EPILOG = (
+    "a first run, offline on the embedded corpus: `gemo-bench check studies/paper_table_embedded.toml`, "
+    "`gemo-bench run studies/paper_table_embedded.toml`, `gemo-bench report table studies/paper_table_embedded.toml`"
+    " (studies/paper_table.toml for IEMOCAP and the pretrained encoders); `gemo-bench COMMAND -h` for each command"
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -26,8 +36,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the package version and the git commit the code runs from (``-dirty`` with local edits)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from benchmark import __version__
+        from benchmark.provenance import git_state
+
+        sha, dirty = git_state()
+        print(f"gemo-bench {__version__} (commit {sha}{'-dirty' if dirty else ''})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gemo-bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gemo-bench", description=_DESCRIPTION, epilog=_EPILOG)
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and the commit of this checkout, then exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect a corpus").add_subparsers(dest="data_command", required=True)

@@ -13,6 +13,27 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+def test_version_names_the_package_version_and_the_commit(capsys):
+    import subprocess
+
+    from benchmark import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    assert out.startswith(f"gemo-bench {__version__} (commit ")
+    assert (head or "unknown") in out
+
+
+def test_help_shows_a_first_run_on_the_embedded_study(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "studies/paper_table_embedded.toml" in out and "report table" in out
+
+
 def test_data_summary_json_shape(capsys, small_corpus, small_records):
     code, out, _ = run(capsys, "data", "summary", "--iemocap", str(small_corpus), "--json")
     assert code == 0
