@@ -84,6 +84,13 @@ def tracker_of(study):
     return Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
 
 
+def _as_a_terminal_starts_it() -> None:
+    # A command started in the background by a shell without job control (`cmd &` in a script, nohup) has
+    # Ctrl-C ignored, and a child inherits that: Python then installs no KeyboardInterrupt handler at all.
+    # A command typed at a terminal has the default disposition; give the child that, whatever ran pytest.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args, cwd):
     # a session of its own: the test can signal the command and its workers together, like a terminal
     return subprocess.Popen(
@@ -94,6 +101,7 @@ def cli(*args, cwd):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_starts_it,
     )
 
 
