@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_known_warnings()
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("gemo-bench: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, RuntimeError, OSError, FloatingPointError) as exc:
         # Every bad input raises one clear error that names the file, line or field; show just that.
         print(f"gemo-bench: error: {exc}", file=sys.stderr)
@@ -630,11 +633,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import run_study
+    import shlex
+
+    from benchmark.runner import StudyInterrupted, run_study
     from benchmark.studies import load_study
 
     study = load_study(args.study, [*args.overrides, *_executor_overrides(args)])
-    summary = run_study(study, workers=args.workers, progress=not args.no_progress)
+    try:
+        summary = run_study(study, workers=args.workers, progress=not args.no_progress)
+    except StudyInterrupted as stop:
+        s = stop.summary
+        print(
+            f"{study.name}: interrupted after {len(s.trained)} cells trained ({len(s.skipped)} already finished, "
+            f"{len(s.failed)} failed); finished cells are kept, and the cells in training ended KILLED",
+            file=sys.stderr,
+        )
+        if stop.executor == "slurm":
+            print(
+                "  the Slurm jobs already submitted keep running: `gemo-bench status "
+                f"{shlex.join([args.study, *args.overrides])}` follows them, `scancel` stops them",
+                file=sys.stderr,
+            )
+        print("run the same command again to resume", file=sys.stderr)
+        return 130
     print(
         f"{study.name}: {len(summary.trained)} cells trained, {len(summary.skipped)} already finished, "
         f"{len(summary.failed)} failed ({summary.seconds:.0f} s)"

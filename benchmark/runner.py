@@ -26,12 +26,14 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 from tqdm.auto import tqdm
 
@@ -55,6 +57,16 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_study`. The cells in training ended their runs KILLED (the next ``run`` trains
+    them again); ``summary`` holds what finished before it, and ``executor`` where the cells were running."""
+
+    def __init__(self, summary: RunSummary, executor: str) -> None:
+        super().__init__()
+        self.summary = summary
+        self.executor = executor
 
 
 @dataclass
@@ -209,8 +221,10 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
                 ctx.tracker.log_artifacts(run_id, Path(tmp))
             checkpoint("before-finish")
         except BaseException as exc:
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            ctx.tracker.end(run_id, status, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            if isinstance(exc, KeyboardInterrupt):
+                ctx.tracker.end(run_id, "KILLED", "interrupted (Ctrl-C); the next run trains the cell again")
+            else:
+                ctx.tracker.end(run_id, "FAILED", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             raise
         ctx.tracker.end(run_id, "FINISHED")
         if resume is not None:
@@ -356,22 +370,28 @@ def run_study(
             bar.update(1)
         outcomes[cid] = (outcome, f"{run_name(cell)} fold {cell.fold}: {reason}")
 
+    def summarise() -> RunSummary:
+        bar.close()
+        for cid, (outcome, reason) in outcomes.items():
+            if outcome == "failed":
+                summary.failed[cid] = reason
+            else:
+                (summary.trained if outcome == "trained" else summary.skipped).append(cid)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
     outcomes: dict[str, tuple[str, str]] = {}
-    if executor.kind != "local":
-        _run_array(study, todo, executor, report, state_dir(ctx.tracker.uri))
-    elif workers <= 1:
-        for cell in todo:
-            report(cell, *attempt(ctx, cell, progress))
-    else:
-        _run_workers(study, todo, workers, report)
-    bar.close()
-    for cid, (outcome, reason) in outcomes.items():
-        if outcome == "failed":
-            summary.failed[cid] = reason
+    try:
+        if executor.kind != "local":
+            _run_array(study, todo, executor, report, state_dir(ctx.tracker.uri))
+        elif workers <= 1:
+            for cell in todo:
+                report(cell, *attempt(ctx, cell, progress))
         else:
-            (summary.trained if outcome == "trained" else summary.skipped).append(cid)
-    summary.seconds = time.perf_counter() - started
-    return summary
+            _run_workers(study, todo, workers, report)
+    except KeyboardInterrupt:
+        raise StudyInterrupted(summarise(), executor.kind) from None
+    return summarise()
 
 
 def run_cell_task(study: Study, cell: CellSpec) -> tuple[str, str]:
@@ -413,13 +433,28 @@ def _run_workers(study: Study, cells: list[CellSpec], workers: int, report) -> N
     for p in procs:
         p.start()
     finished = 0
-    while finished < len(procs):
-        msg = queue.get()
-        if msg is None:
-            finished += 1
-            continue
-        index, outcome, reason = msg
-        report(cells[index], outcome, reason)
+    try:
+        while finished < len(procs):
+            msg = queue.get()
+            if msg is None:
+                finished += 1
+                continue
+            index, outcome, reason = msg
+            report(cells[index], outcome, reason)
+    except KeyboardInterrupt:
+        # the workers got the same Ctrl-C (a terminal signals the whole process group): let them end their
+        # cells' runs KILLED; one that is still at it after a minute (the signal reached only this process)
+        # is stopped, and the next run finds its cell stale
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.terminate()
+        with contextlib.suppress(Empty):  # outcomes sent before the workers stopped: the summary counts them
+            while True:
+                msg = queue.get(timeout=0.5)
+                if msg is not None:
+                    report(cells[msg[0]], *msg[1:])
+        raise
     for p in procs:
         p.join()
 
@@ -443,5 +478,7 @@ def _worker_main(
             if os.getppid() != parent:  # the coordinator died: stop between cells
                 return
             queue.put((i, *attempt(ctx, cells[i], progress=False)))
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the cell in training has ended its run KILLED; the coordinator says what to do
     finally:
         queue.put(None)

@@ -36,9 +36,11 @@ import copy
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import multiprocessing as mp
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -337,6 +339,22 @@ def make_pruner(spec: SearchSpec, steps: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+class _InterruptWithoutTraceback(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C as a warning with the whole traceback: keep its one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info
+        if exc and exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_interrupted_trials() -> None:
+    log = logging.getLogger("optuna.study._optimize")  # where Optuna reports a failed trial
+    if not any(isinstance(f, _InterruptWithoutTraceback) for f in log.filters):
+        log.addFilter(_InterruptWithoutTraceback())
+
+
 def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[str, int]:
     """Run trials of each of the study's searches until each has ``search.trials`` finished trials.
 
@@ -348,6 +366,7 @@ def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[st
     Returns:
         Trials this worker ran, by Optuna study name.
     """
+    _quiet_interrupted_trials()
     ctx = prepare(study)
     url = storage_url(study)
     storage = open_storage(study.search, url)
@@ -431,7 +450,10 @@ def _worker_process(study: Study, worker: int, parents: dict[str, str], gpu: str
     silence_known_warnings()
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    search_worker(study, worker, parents)
+    try:
+        search_worker(study, worker, parents)
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the trial in training is marked interrupted; the coordinator says what to do
 
 
 # ---- the whole search ---------------------------------------------------------------------------------------

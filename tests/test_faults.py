@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,53 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path: Path, capsys,
     for run in tracker.runs("cell", "FINISHED"):
         names = {a.path for a in tracker.client.list_artifacts(run.run_id)}
         assert {"metrics.json", "predictions.csv", "confusion.png", "cell_spec.json"} <= names
+
+
+def _default_ctrl_c() -> None:
+    # what a terminal gives the command it starts, whatever started pytest (a background shell ignores SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_ends_the_cells_in_training_killed_and_the_rerun_finishes_the_study(
+    tmp_path: Path, capsys, workers: int
+):
+    # 4 cells of 40 epochs: a cell seen at its first epoch is still training when Ctrl-C lands
+    path = tmp_path / "mini.toml"
+    path.write_text(STUDY.format(epochs=40, uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    tracker = tracker_of(path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "run", str(path), "--no-progress", "--workers", str(workers)],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != faults.ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, signalled as a whole, as a terminal does
+        preexec_fn=_default_ctrl_c,
+    )
+    deadline = time.monotonic() + 300
+    while not any("train_loss" in r.metrics for r in tracker.runs("cell", "RUNNING")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+
+    assert proc.returncode == 130, out
+    assert "interrupted after" in out and "run the same command again to resume" in out, out
+    assert "Traceback" not in out, out
+    assert not tracker.runs("cell", "RUNNING")  # nothing left for the next run to guess about
+    killed = tracker.runs("cell", "KILLED")
+    assert 1 <= len(killed) <= workers
+    for run in killed:
+        assert run.tags["gemo.end_reason"].startswith("interrupted (Ctrl-C)")
+    finished = len(tracker.runs("cell", "FINISHED"))
+    assert finished < 4
+    assert f"interrupted after {finished} cells trained" in out, out  # the outcomes the workers sent, all
+
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert f": {4 - finished} cells trained, {finished} already finished" in capsys.readouterr().out
+    assert_consistent(tracker, n_cells=4, killed=len(killed))
 
 
 def test_a_parent_left_half_created_is_completed(tmp_path: Path):
