@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every unfinished cell of a study (resumable)")
     run.add_argument("study", help="study file (studies/*.toml)")
-    run.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: train.epochs=3")
+    run.add_argument(
+        "overrides", nargs="*", default=[], metavar="key=value", help="override study keys: train.epochs=3"
+    )
     run.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU when several)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_executor_args(run)
@@ -119,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="where a study stands: each cell finished, running, failed or pending")
     status.add_argument("study", help="study file (studies/*.toml)")
-    status.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the study runs with")
+    status.add_argument(
+        "overrides", nargs="*", default=[], metavar="key=value", help="the overrides the study runs with"
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object, every cell included")
     status.set_defaults(func=cmd_status)
 
@@ -127,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="before a run: store, data, checkpoints, device, disk, Slurm and search storage, all at once"
     )
     check.add_argument("study", help="study file (studies/*.toml)")
-    check.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the study will run with")
+    check.add_argument(
+        "overrides", nargs="*", default=[], metavar="key=value", help="the overrides the study will run with"
+    )
     check.add_argument("--workers", type=int, default=1, help="local workers it will run with (disk estimate)")
     check.add_argument("--search", action="store_true", help="also check the Optuna storage of `gemo-bench search`")
     check.add_argument(
@@ -139,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="Optuna search of alpha / temperature / lr, then the best on the test folds")
     search.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
-    search.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys: search.pruner=none")
+    search.add_argument(
+        "overrides", nargs="*", default=[], metavar="key=value", help="override study keys: search.pruner=none"
+    )
     search.add_argument("--trials", type=int, help="finished trials wanted per search (search.trials)")
     search.add_argument("--workers", type=int, default=1, help="search workers (processes, or array tasks)")
     search.add_argument("--no-evaluate", action="store_true", help="skip the best configuration's test-fold run")
@@ -151,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "search-cost", help="per-trial cost with and without the frozen-feature cache, measured side by side"
     )
     cost.add_argument("study", help="study file with frozen encoders (train.freeze_encoders)")
-    cost.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys")
+    cost.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="override study keys")
     cost.add_argument("--repeats", type=int, default=3, help="trials timed per mode, interleaved (default 3)")
     cost.add_argument("--finetune", action="store_true", help="also time a fine-tuning trial (no frozen encoders)")
     cost.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
@@ -162,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table = report.add_parser("table", help="the paper's table: encoders x variants, WAR/UAR over folds")
     table.add_argument("study", help="study file (studies/*.toml)")
-    table.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    table.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="the same overrides as for `run`")
     table.add_argument("--out", default="reports", help="reports folder (default reports/)")
     table.set_defaults(func=cmd_report_table)
     for name, help_text in (
@@ -175,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = report.add_parser(name, help=help_text)
         p.add_argument("study", help="study file (studies/*.toml)")
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+        p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="the same overrides as for `run`")
         p.add_argument("--out", default="reports", help="reports folder (default reports/)")
         _add_boot_args(p)
         p.set_defaults(func=cmd_report_more, kind=name)
@@ -185,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "margins per gender, projections",
     )
     emb.add_argument("study", help="study file (studies/*.toml)")
-    emb.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    emb.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="the same overrides as for `run`")
     emb.add_argument("--out", default="reports", help="reports folder (default reports/)")
     emb.add_argument("--fold", type=int, help="fold whose test embeddings are drawn (default: the first all share)")
     emb.add_argument("--projection", choices=("pca", "tsne"), default="pca", help="2-D projection (default pca)")
@@ -195,14 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
         "curves", help="validation UAR/WAR and training loss per epoch over folds, and where the chosen epochs fell"
     )
     curves.add_argument("study", help="study file (studies/*.toml)")
-    curves.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `run`")
+    curves.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="the same overrides as for `run`")
     curves.add_argument("--out", default="reports", help="reports folder (default reports/)")
     curves.set_defaults(func=cmd_report_more, kind="curves", n_boot=0, boot_seed=0)  # no bootstrap here
     searched = report.add_parser(
         "search", help="each Optuna search: best values, near-best region, importances, the best's test figures"
     )
     searched.add_argument("study", help="study file with a [search] table (studies/search_embedded.toml)")
-    searched.add_argument("overrides", nargs="*", metavar="key=value", help="the same overrides as for `search`")
+    searched.add_argument(
+        "overrides", nargs="*", default=[], metavar="key=value", help="the same overrides as for `search`"
+    )
     searched.add_argument("--out", default="reports", help="reports folder (default reports/)")
     searched.set_defaults(func=cmd_report_search)
     every = report.add_parser(
@@ -235,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reg = sub.add_parser("regression", help="run a small study afresh and compare WAR/UAR with a baseline")
     reg.add_argument("study", help="study file (default CI subset: studies/ci_subset.toml)")
-    reg.add_argument("overrides", nargs="*", metavar="key=value", help="override study keys")
+    reg.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="override study keys")
     reg.add_argument("--baseline", help="baseline JSON (default reports/baselines/<study>.json)")
     reg.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run, on purpose")
     reg.add_argument("--store", help="keep the run's MLflow store in this directory (default: a temporary one)")
@@ -699,11 +709,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from benchmark import provenance
     from benchmark.search import run_search, storage_url
-    from benchmark.studies import load_study
+    from benchmark.search_store import nothing_to_search, targets
+    from benchmark.studies import StudyError, load_study
 
     trials = [] if args.trials is None else [f"search.trials={args.trials}"]
     study = load_study(args.study, [*args.overrides, *trials, *_executor_overrides(args)])
+    if not _has_search_table(study) and not any(o.startswith("search.") for o in args.overrides):
+        raise StudyError(
+            f"{args.study}: no [search] table: it says what to search (alpha, temperature, lr ranges) and how many "
+            "trials; add one (README, Searches; studies/search_embedded.toml is an example) or give search.* overrides"
+        )
     storage = provenance.redact_uri(storage_url(study))
+    for target in targets(study):
+        why = nothing_to_search(study, target)
+        if why and study.search.trials > 1:
+            print(f"note: {target.study_name}: {why}", file=sys.stderr)
     try:
         results = run_search(study, workers=args.workers, evaluate=not args.no_evaluate, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -744,6 +764,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _has_search_table(study) -> bool:
+    import tomllib
+
+    return study.path is None or "search" in tomllib.loads(study.path.read_text(encoding="utf-8"))
+
+
 def cmd_search_cost(args: argparse.Namespace) -> int:
     from benchmark.search import measure_trial_cost
     from benchmark.studies import load_study
@@ -770,12 +796,24 @@ def _study_reader(path: str, overrides: Sequence[str] = ()):
     return (study, *_tracker_of(study))
 
 
-def _tracker_of(study):
-    """(tracker of the study's runs, tags for its parent run)."""
+def _tracker_of(study, create: bool = False):
+    """(tracker of the study's runs, tags for its parent run); a missing store or experiment is an error, or
+    with ``create`` is created."""
     from benchmark import provenance
-    from benchmark.tracking import Tracker, resolve_uri
+    from benchmark.reports.common import NoRunsError
+    from benchmark.tracking import Tracker, resolve_uri, store_exists
 
-    tracker = Tracker(resolve_uri(study.tracking.uri), study.experiment_name)
+    uri = resolve_uri(study.tracking.uri)
+    tracker = Tracker(uri, study.experiment_name) if create else Tracker.existing(uri, study.experiment_name)
+    if tracker is None:
+        shown = provenance.redact_uri(uri)
+        where = (
+            f"{shown} has no experiment {study.experiment_name!r}"
+            if store_exists(uri)
+            else f"there is no MLflow store at {shown} (tracking.uri, else MLFLOW_TRACKING_URI, else mlflow.db in "
+            "the working directory)"
+        )
+        raise NoRunsError(f"study {study.name!r}: no finished runs: {where}; run `gemo-bench run STUDY` first")
     return tracker, {**provenance.tags(), "gemo.study": study.name}
 
 
@@ -868,9 +906,13 @@ def cmd_report_embeddings(args: argparse.Namespace) -> int:
 def cmd_report_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.reports.searches import write_search_report
+    from benchmark.reports.searches import begun_or_raise, write_search_report
+    from benchmark.studies import load_study
 
-    study, tracker, tags = _study_reader(args.study, args.overrides)
+    study = load_study(args.study, args.overrides)
+    begun_or_raise(study)
+    # the trials live in the Optuna storage; a store elsewhere than the search's gets the report's run
+    tracker, tags = _tracker_of(study, create=True)
     report = write_search_report(tracker, study, Path(args.out), study_tags=tags)
     _print_report(report)
     return 0

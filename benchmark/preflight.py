@@ -567,7 +567,7 @@ def _node_local(path: Path) -> bool:
 
 
 def _check_search(study: Study) -> Finding:
-    from benchmark.search_store import is_journal, search_progress, storage_url
+    from benchmark.search_store import is_journal, search_progress, storage_url, targets, trial_budget
 
     url = storage_url(study)
     shown = redact_uri(url)
@@ -584,8 +584,8 @@ def _check_search(study: Study) -> Finding:
     if progress is None:
         return Finding("search", shown, "ok", "no search begun yet")
     searches = progress[1]
-    done = sum(s.counts.finished for s in searches if s.counts is not None)
-    wanted = study.search.trials * len(searches)
+    done = sum(s.counts.done for s in searches if s.counts is not None)
+    wanted = sum(trial_budget(study, t) for t in targets(study))
     return Finding("search", shown, "ok", f"{len(searches)} searches, {done} of {wanted} trials finished")
 
 

@@ -88,6 +88,7 @@ from benchmark.search_store import (
     search_id,
     storage_url,
     targets,
+    trial_budget,
     uar_value,
 )
 from benchmark.studies import SearchSpec, Study, config_id
@@ -356,7 +357,7 @@ def _quiet_interrupted_trials() -> None:
 
 
 def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[str, int]:
-    """Run trials of each of the study's searches until each has ``search.trials`` finished trials.
+    """Run trials of each of the study's searches until each has its finished trials (``trial_budget``).
 
     Args:
         study: the study (its ``[search]`` table).
@@ -371,9 +372,9 @@ def search_worker(study: Study, worker: int, parents: dict[str, str]) -> dict[st
     url = storage_url(study)
     storage = open_storage(study.search, url)
     retry = retry_callback(study.search.max_retry)
-    budget = study.search.trials
     ran: dict[str, int] = {}
     for target in targets(study):
+        budget = trial_budget(study, target)
         epochs = TrainConfig(**{"lr": 1.0, **study.train}).epochs
         ostudy = optuna.load_study(
             study_name=target.study_name,
@@ -554,6 +555,9 @@ def run_search(
 ) -> list[SearchResult]:
     """Run (or resume) every search of ``study`` to ``search.trials`` finished trials, then evaluate the best.
 
+    A search that samples nothing (Emo-CLAP with temperature and lr fixed, say) runs one trial: every
+    other would train the same configuration (``trial_budget``).
+
     Args:
         study: a study; its ``[search]`` table gives the space, the budget and the storage.
         workers: search workers: local processes (one per GPU when several are visible) or array tasks.
@@ -596,8 +600,8 @@ def run_search(
         short = []
         for t in targets(study):
             counts = count_trials(optuna.load_study(study_name=t.study_name, storage=storage).get_trials())
-            if counts.done < study.search.trials or counts.running:
-                short.append(f"{t.study_name}: {counts.done} of {study.search.trials} trials finished")
+            if counts.done < trial_budget(study, t) or counts.running:
+                short.append(f"{t.study_name}: {counts.done} of {trial_budget(study, t)} trials finished")
         if short:
             raise RuntimeError(
                 "search workers failed:\n  " + "\n  ".join([*errors, *short]) + "\nrun the same command again to resume"

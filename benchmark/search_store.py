@@ -55,6 +55,36 @@ def targets(study: Study) -> list[Target]:
     ]
 
 
+def sampled(study: Study, target: Target) -> tuple[str, ...]:
+    """The values ``target``'s search samples: each range of ``[search]``, except alpha for Emo-CLAP (it has none)."""
+    return tuple(
+        name
+        for name, rng in study.search.space().items()
+        if isinstance(rng, tuple) and not (name == "alpha" and target.variant == "emo-clap")
+    )
+
+
+def trial_budget(study: Study, target: Target) -> int:
+    """Finished trials ``target``'s search runs: ``search.trials``, or 1 when it samples nothing.
+
+    Every trial of a search with no range would train the same configuration, so one stands for them all.
+    """
+    return study.search.trials if sampled(study, target) else 1
+
+
+def nothing_to_search(study: Study, target: Target) -> str | None:
+    """Why ``target``'s search samples nothing (it then runs one trial), or None when it samples a value."""
+    if sampled(study, target):
+        return None
+    fixed = [name for name in SEARCHED if not (name == "alpha" and target.variant == "emo-clap")]
+    why = "alpha is unused by Emo-CLAP; " if target.variant == "emo-clap" else ""
+    names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
+    return (
+        f"nothing to search ({why}{names} {'are' if len(fixed) > 1 else 'is'} not ranges in [search]): "
+        f"1 trial instead of {study.search.trials}"
+    )
+
+
 def search_folds(study: Study) -> tuple[int, ...]:
     return study.search.folds or study.protocol.folds
 
@@ -274,9 +304,9 @@ def search_progress(study: Study) -> tuple[str, list[SearchProgress]] | None:
     out = []
     for t, trials in searches.items():
         if trials is None:
-            out.append(SearchProgress(t.study_name, study.search.trials, None))
+            out.append(SearchProgress(t.study_name, trial_budget(study, t), None))
             continue
-        progress = SearchProgress(t.study_name, study.search.trials, count_trials(trials))
+        progress = SearchProgress(t.study_name, trial_budget(study, t), count_trials(trials))
         best = best_trial(trials)
         if best is not None:
             gap = gap_value(best)

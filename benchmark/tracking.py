@@ -79,6 +79,15 @@ def local_store_dir(uri: str) -> Path | None:
     return None
 
 
+def store_exists(uri: str) -> bool:
+    """Whether a local store (a SQLite file, a file store's folder) exists; a server's store always does."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    if uri.startswith("file:"):
+        return local_store_dir(uri).is_dir()
+    return True
+
+
 class StoreError(OSError):
     """A local tracking store that cannot be written; the message names the store and the OS reason."""
 
@@ -126,10 +135,7 @@ class Tracker:
         For commands that only look (``gemo-bench status``): run from the wrong directory, they must not leave
         an empty ``mlflow.db`` behind.
         """
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-            return None
-        store = local_store_dir(uri)
-        if uri.startswith("file:") and store is not None and not store.is_dir():
+        if not store_exists(uri):
             return None
         if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
             return None

@@ -27,7 +27,7 @@ from benchmark.search import (
     storage_url,
     targets,
 )
-from benchmark.search_store import search_progress
+from benchmark.search_store import nothing_to_search, search_progress, trial_budget
 from benchmark.status import render, study_status
 from benchmark.studies import SearchSpec, StudyError, load_study
 from benchmark.tracking import Tracker, resolve_uri
@@ -493,6 +493,71 @@ def test_a_gender_gap_search_finds_the_pareto_front_and_tests_each_of_its_config
     # the same storage cannot continue as a search of UAR alone
     with pytest.raises(SearchError, match=r"made for another configuration \(changed: objectives\)"):
         run_search(load_study(path, setting), progress=False)
+
+
+def test_a_study_without_a_search_table_is_refused_before_anything_is_created(tmp_path, capsys):
+    from benchmark.cli import main
+
+    path = make_study(tmp_path)
+    path.write_text(path.read_text().split("[search]")[0] + f'[tracking]\nuri = "sqlite:///{tmp_path / "m.db"}"\n')
+    assert main(["search", str(path), "--trials", "4"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith(f"gemo-bench: error: {path}: no [search] table: it says what to search")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["searchmini.toml"]  # no store, no journal
+    # overrides may stand in for the table: then the checks of a table apply to them
+    assert main(["search", str(path), "search.alpha=[0.2, 1.5]"]) == 2
+    assert "search.alpha: alpha must be [0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_a_search_that_samples_nothing_is_given_one_trial(tmp_path):
+    fixed = ["method.variants=['emo-clap', 'sl-gemo-clap', 'ml-gemo-clap']", "search.temperature=0.1", "search.lr=3e-3"]
+    study = load_study(make_study(tmp_path, trials=5), fixed)
+    emo, sl, ml = targets(study)
+    # Emo-CLAP has no alpha: with temperature and lr fixed, each of its 5 trials would train the same model
+    assert [trial_budget(study, t) for t in (emo, sl, ml)] == [1, 5, 5]
+    assert nothing_to_search(study, emo) == (
+        "nothing to search (alpha is unused by Emo-CLAP; temperature and lr are not ranges in [search]): "
+        "1 trial instead of 5"
+    )
+    assert nothing_to_search(study, sl) is None and nothing_to_search(study, ml) is None
+    alpha_fixed = load_study(make_study(tmp_path, trials=5), [*fixed, "search.alpha=0.9"])
+    assert [trial_budget(alpha_fixed, t) for t in targets(alpha_fixed)] == [1, 1, 1]
+    assert nothing_to_search(alpha_fixed, targets(alpha_fixed)[1]).startswith(
+        "nothing to search (alpha, temperature and lr are not ranges in [search])"
+    )
+    ranged = load_study(make_study(tmp_path, trials=5), ["method.variants=['emo-clap']"])
+    assert trial_budget(ranged, targets(ranged)[0]) == 5  # temperature and lr are ranges
+
+
+@pytest.mark.slow
+def test_an_emo_clap_search_with_nothing_to_sample_runs_one_trial_and_the_others_their_budget(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.preflight import _check_search
+    from benchmark.reports.searches import write_search_report
+
+    path = make_study(tmp_path, trials=3, epochs=1)
+    fixed = ["method.variants=['emo-clap', 'sl-gemo-clap']", "search.temperature=0.1", "search.lr=3e-3"]
+    assert main(["search", str(path), *fixed, "--no-evaluate", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "note: searchmini:tiny-wavlm:emo-clap: nothing to search (alpha is unused by Emo-CLAP" in err
+    assert "sl-gemo-clap: nothing" not in err
+    study = load_study(path, fixed)
+    storage = open_storage(study.search, storage_url(study))
+    emo, sl = (optuna.load_study(study_name=t.study_name, storage=storage).get_trials() for t in targets(study))
+    assert [(t.state, t.params) for t in emo] == [(TrialState.COMPLETE, {})]
+    assert len(sl) == 3 and all(t.state == TrialState.COMPLETE and set(t.params) == {"alpha"} for t in sl)
+    assert len(tracker_of(study).runs("trial", "FINISHED")) == 4
+
+    # status, check and the report count the one trial as the search's whole budget
+    assert [(p.wanted, p.counts.done) for p in study_status(study).searches] == [(1, 1), (3, 3)]
+    assert _check_search(study).detail == "2 searches, 4 of 4 trials finished"
+    report = write_search_report(tracker_of(study), study, tmp_path / "reports")
+    text = report.markdown.read_text()
+    assert "so its search ran one trial, the study's own configuration" in text
+    assert "trials finished; the figures are provisional" not in text
+
+    assert main(["search", str(path), *fixed, "--no-evaluate", "--no-progress"]) == 0  # finished: nothing runs
+    assert len(tracker_of(study).runs("trial")) == 4
 
 
 @pytest.mark.slow

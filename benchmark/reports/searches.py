@@ -56,6 +56,7 @@ from benchmark.search_store import (
     gap_value,
     pareto_front,
     search_id,
+    trial_budget,
     uar_value,
 )
 from benchmark.studies import Study
@@ -275,13 +276,18 @@ def notes(summary: pd.DataFrame, ranges: Mapping[str, Mapping[str, FloatDistribu
         if not r["complete"]:
             out.append(f"{name}: no trial completed, so there is no best value yet.")
             continue
+        if not r["searched"]:
+            out.append(
+                f"{name}: no `[search]` range applies to this variant, so its search ran one trial, the study's own "
+                "configuration."
+            )
         if r["done"] >= MIN_TRIALS_LATE and r["found_at"] > LATE * r["done"]:
             out.append(
                 f"{name}: the best trial came {int(r['found_at'])} of {int(r['done'])} finished trials in: the "
                 "search may still be improving; a larger `--trials` extends it."
             )
         gap = r["best_value"] - r["test_uar_mean"]
-        if gap > FLATTERED:
+        if gap > FLATTERED and r["complete"] > 1:  # one trial is not a best of several
             out.append(
                 f"{name}: the best configuration's test UAR is {100 * gap:.1f} points below its objective: the best "
                 f"of {int(r['complete'])} trials on the validation folds was largely luck; judge it by the test "
@@ -567,6 +573,20 @@ def front_figure(summary: pd.DataFrame, trials: pd.DataFrame, front: pd.DataFram
     return fig
 
 
+def begun_or_raise(study: Study) -> tuple[str, dict[Target, list[FrozenTrial] | None]]:
+    """The study's storage URL and its searches' trials (see ``begun_searches``); nothing is created.
+
+    Raises:
+        NoSearchError: no search of the study has begun.
+    """
+    begun = begun_searches(study)
+    if begun is None:
+        raise NoSearchError(
+            f"study {study.name!r}: no search has begun (`gemo-bench search {study.path or study.name}` starts one)"
+        )
+    return begun
+
+
 def write_search_report(
     tracker: Tracker, study: Study, out_root: Path, *, study_tags: Mapping[str, str] | None = None
 ) -> SearchReport:
@@ -575,12 +595,7 @@ def write_search_report(
     Raises:
         NoSearchError: no search of the study has begun; nothing is written.
     """
-    begun = begun_searches(study)
-    if begun is None:
-        raise NoSearchError(
-            f"study {study.name!r}: no search has begun (`gemo-bench search {study.path or study.name}` starts one)"
-        )
-    url, searches = begun
+    url, searches = begun_or_raise(study)
     # a search extended later may have tested more than one best: take the current best's
     best_runs = {
         (r.tags.get("gemo.search_id"), r.params.get("trial")): r for r in tracker.read_runs("search-best", "FINISHED")
@@ -593,7 +608,7 @@ def write_search_report(
         sid = search_id(url, target)
         run = best_runs.get((sid, str(best.number))) if best is not None else None
         tested = run.metrics if run is not None else None
-        rows.append(summarize_search(target, found, study.search.trials, tested))
+        rows.append(summarize_search(target, found, trial_budget(study, target), tested))
         frames.append(trial_frame(target, found))
         tested_front = {
             t.number: best_runs[(sid, str(t.number))].metrics for t in found if (sid, str(t.number)) in best_runs

@@ -92,6 +92,31 @@ def test_an_empty_study_says_what_to_run(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_report_of_a_study_never_run_creates_no_store(tmp_path, capsys):
+    db = tmp_path / "elsewhere" / "mlflow.db"
+    db.parent.mkdir()
+    study = tmp_path / "never.toml"
+    study.write_text(
+        f'name = "never"\n[encoders]\naudio = ["tiny-wavlm"]\ntext = "tiny-roberta"\n[tracking]\nuri = "sqlite:///{db}"\n'
+    )
+    for kind in ("table", "bias", "claims"):
+        capsys.readouterr()
+        assert main(["report", kind, str(study), "--out", str(tmp_path / "out")]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert err == (
+            f"gemo-bench: error: study 'never': no finished runs: there is no MLflow store at sqlite:///{db} "
+            "(tracking.uri, else MLFLOW_TRACKING_URI, else mlflow.db in the working directory); "
+            "run `gemo-bench run STUDY` first"
+        )
+    assert not db.exists() and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in db.parent.iterdir()) == []  # no lock file or state folder either
+
+    Tracker(f"sqlite:///{db}", "another")  # a store that holds other studies only
+    assert main(["report", "table", str(study), "--out", str(tmp_path / "out")]) == 2
+    assert f"sqlite:///{db} has no experiment 'never'; run" in capsys.readouterr().err
+    assert Tracker.existing(f"sqlite:///{db}", "never") is None  # it was not created
+
+
 def test_ablation_and_bias_commands_write_their_reports(sim_store, tmp_path, capsys):
     uri, _, _ = sim_store
     study = tmp_path / "sim.toml"
