@@ -701,7 +701,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(
         json.dumps(result.to_dict(), indent=2)
         if args.json
-        else render(result, shlex.join([args.study, *overrides, *workers]))
+        else render(result, shlex.join([args.study, *overrides, *workers]), "search" if args.search else "run")
     )
     return 1 if result.failed else 0
 

@@ -597,8 +597,8 @@ def _first_line(exc: BaseException) -> str:
 # -- output -------------------------------------------------------------------------------------------------
 
 
-def render(result: Preflight, where: str) -> str:
-    """The findings as aligned lines, then the training work left and the verdict."""
+def render(result: Preflight, where: str, command: str = "run") -> str:
+    """The findings as aligned lines, then the training work left and the verdict (next: ``command``)."""
     done = "" if result.finished is None else f", {result.finished} finished"
     lines = [f"{result.study}: {result.cells} cells{done}", ""]
     width = max((len(f.area) + len(f.subject) for f in result.findings), default=0) + 1
@@ -614,5 +614,5 @@ def render(result: Preflight, where: str) -> str:
     if fails:
         lines.append(f"{fails} problem(s) would stop cells of this study; {warns} warning(s)")
     else:
-        lines.append(f"ready: {warns} warning(s); next: gemo-bench run {where}")
+        lines.append(f"ready: {warns} warning(s); next: gemo-bench {command} {where}")
     return "\n".join(lines)

@@ -346,6 +346,12 @@ def test_search_storage_is_checked_when_the_study_has_a_search(tmp_path):
     assert "search" in by_area(check_study(load_study(plain), search=True))
 
 
+def test_a_search_check_names_the_search_as_the_next_step(tmp_path, capsys):
+    path = write_study(tmp_path, extra="[search]\ntrials = 4")
+    assert main(["check", str(path), "--search"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"ready: 0 warning(s); next: gemo-bench search {path}"
+
+
 def test_a_fold_without_one_gender_is_a_warning(tmp_path, small_records):
     # a manifest whose fold 2 holds only female speakers
     manifest = tmp_path / "manifest.csv"
