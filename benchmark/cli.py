@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         "audio", nargs="+", help="audio files (any rate and channels: mixed to mono, resampled to 16 kHz)"
     )
     pred.add_argument(
-        "--batch-size", type=int, default=1, help="files per forward pass (default 1: scores independent of the others)"
+        "--batch-size",
+        type=POSITIVE,
+        default=1,
+        help="files per forward pass (default 1: scores independent of the others)",
     )
     pred.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     pred.set_defaults(func=cmd_predict)
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "overrides", nargs="*", default=[], metavar="key=value", help="override study keys: train.epochs=3"
     )
-    run.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU when several)")
+    run.add_argument("--workers", type=POSITIVE, default=1, help="local worker processes (one per GPU when several)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_executor_args(run)
     run.set_defaults(func=cmd_run)
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "overrides", nargs="*", default=[], metavar="key=value", help="the overrides the study will run with"
     )
-    check.add_argument("--workers", type=int, default=1, help="local workers it will run with (disk estimate)")
+    check.add_argument("--workers", type=POSITIVE, default=1, help="local workers it will run with (disk estimate)")
     check.add_argument("--search", action="store_true", help="also check the Optuna storage of `gemo-bench search`")
     check.add_argument(
         "--download", action="store_true", help="fetch hub checkpoints missing from the Hugging Face cache first"
@@ -148,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "overrides", nargs="*", default=[], metavar="key=value", help="override study keys: search.pruner=none"
     )
-    search.add_argument("--trials", type=int, help="finished trials wanted per search (search.trials)")
-    search.add_argument("--workers", type=int, default=1, help="search workers (processes, or array tasks)")
+    search.add_argument("--trials", type=POSITIVE, help="finished trials wanted per search (search.trials)")
+    search.add_argument("--workers", type=POSITIVE, default=1, help="search workers (processes, or array tasks)")
     search.add_argument("--no-evaluate", action="store_true", help="skip the best configuration's test-fold run")
     search.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_executor_args(search)
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("study", help="study file with frozen encoders (train.freeze_encoders)")
     cost.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="override study keys")
-    cost.add_argument("--repeats", type=int, default=3, help="trials timed per mode, interleaved (default 3)")
+    cost.add_argument("--repeats", type=POSITIVE, default=3, help="trials timed per mode, interleaved (default 3)")
     cost.add_argument("--finetune", action="store_true", help="also time a fine-tuning trial (no frozen encoders)")
     cost.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     cost.set_defaults(func=cmd_search_cost)
@@ -273,11 +276,29 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument(
         "--study", help="study of the crop and hours (default paper_table on CUDA, paper_table_embedded on CPU)"
     )
-    tm.add_argument("--utterances", type=int, help="every entry's pool size (default: each entry's own)")
+    tm.add_argument("--utterances", type=POSITIVE, help="every entry's pool size (default: each entry's own)")
     tm.add_argument("--max-seconds", type=float, help="crop length (default: the study's train.max_seconds)")
-    tm.add_argument("--warmup", type=int, help="untimed batches per loop (default: the benchmark's)")
+    tm.add_argument("--warmup", type=NON_NEGATIVE, help="untimed batches per loop (default: the benchmark's)")
     tm.set_defaults(func=cmd_bench_throughput_matrix)
     return parser
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (a count of workers, trials, repeats, ...)."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return count
+
+
+POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
 def _add_throughput_args(p: argparse.ArgumentParser) -> None:
@@ -289,9 +310,9 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, help="alpha_e of the gender-aware variants (default 0.9)")
     p.add_argument("--ml-mode", choices=ML_MODES, default="head")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--utterances", type=int, help="pool size of the timed pass (default 1024 on CUDA, 96 on CPU)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed batches per loop first (default 5)")
-    p.add_argument("--naive-batch", type=int, default=8, help="batch size of the naive loop (default 8)")
+    p.add_argument("--utterances", type=POSITIVE, help="pool size of the timed pass (default 1024 on CUDA, 96 on CPU)")
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=5, help="untimed batches per loop first (default 5)")
+    p.add_argument("--naive-batch", type=POSITIVE, default=8, help="batch size of the naive loop (default 8)")
     p.add_argument(
         "--suite-only",
         dest="naive",
@@ -300,7 +321,7 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--study", help="study whose training hours to estimate (default studies/paper_table.toml)")
     p.add_argument("--max-seconds", type=float, help="crop length (default: the study's train.max_seconds)")
-    p.add_argument("--batch-size", type=int, default=64, help="suite: most utterances per batch (default 64)")
+    p.add_argument("--batch-size", type=POSITIVE, default=64, help="suite: most utterances per batch (default 64)")
     p.add_argument(
         "--batch-seconds", type=float, default=320.0, help="suite: padded audio seconds per batch (default 320)"
     )
@@ -314,7 +335,7 @@ def _add_throughput_args(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="both loops: let torch pick non-deterministic (faster) CUDA kernels",
     )
-    p.add_argument("--num-workers", type=int, help="suite: loader workers (default 4 on CUDA, 0 on CPU)")
+    p.add_argument("--num-workers", type=NON_NEGATIVE, help="suite: loader workers (default 4 on CUDA, 0 on CPU)")
     p.add_argument("--proj-dim", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of the device for MFU (default: table / measured)")
@@ -571,8 +592,6 @@ def _print_scores(title: str, out: dict) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from benchmark.models.saved import predict_files
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = _load_saved(args)
     rows = predict_files(model, args.audio, batch_size=args.batch_size)
     if args.json:
@@ -842,7 +861,7 @@ def cmd_report_table(args: argparse.Namespace) -> int:
 
 
 def _add_boot_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamplings of speakers (default 2000)")
+    p.add_argument("--n-boot", type=POSITIVE, default=2000, help="bootstrap resamplings of speakers (default 2000)")
     p.add_argument("--boot-seed", type=int, default=0, help="bootstrap generator seed (default 0)")
 
 

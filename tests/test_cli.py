@@ -82,6 +82,29 @@ def test_alpha_outside_unit_interval_is_rejected(capsys, small_corpus):
     assert "alpha must be in [0, 1]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ("run s.toml --workers 0", "argument --workers: must be >= 1, got 0"),
+        ("check s.toml --workers -2", "argument --workers: must be >= 1, got -2"),
+        ("search s.toml --workers 0", "argument --workers: must be >= 1, got 0"),
+        ("search s.toml --trials 0", "argument --trials: must be >= 1, got 0"),
+        ("search-cost s.toml --repeats 0", "argument --repeats: must be >= 1, got 0"),
+        ("report bias s.toml --n-boot 0", "argument --n-boot: must be >= 1, got 0"),
+        ("bench throughput --utterances 0", "argument --utterances: must be >= 1, got 0"),
+        ("bench throughput --warmup -1", "argument --warmup: must be >= 0, got -1"),
+        ("bench throughput-matrix --utterances 0", "argument --utterances: must be >= 1, got 0"),
+        ("predict model a.wav --batch-size 0", "argument --batch-size: must be >= 1, got 0"),
+        ("run s.toml --workers two", "argument --workers: expected an integer, got 'two'"),
+    ],
+)
+def test_a_count_below_its_minimum_is_refused_by_the_parser(capsys, argv, message):
+    # before any study, store or model is read: the study file and the model need not exist
+    with pytest.raises(SystemExit) as stop:
+        main(argv.split())
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
+
+
 def test_unknown_encoder_is_one_clear_error(capsys, small_corpus):
     code, _, err = run(capsys, "train-cell", "--iemocap", str(small_corpus), "--fold", "1", "--audio-encoder", "nope")
     assert code == 2 and "unknown audio encoder 'nope'" in err

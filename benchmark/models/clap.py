@@ -39,6 +39,14 @@ def pair_logits(audio_emb: torch.Tensor, prompt_emb: torch.Tensor, labels: torch
     return scale * (audio_emb @ prompt_emb.T)[:, labels]
 
 
+def receptive_field(config) -> int:
+    """Samples the encoder's convolutional feature extractor needs for one frame (``conv_kernel``, ``conv_stride``)."""
+    need = 1
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
+        need = (need - 1) * stride + kernel
+    return need
+
+
 class AudioSide:
     """The audio half of inference, shared by :class:`ClapModel` and a saved model (``benchmark.models.saved``).
 
@@ -46,7 +54,18 @@ class AudioSide:
     """
 
     def pooled_audio(self, input_values: torch.Tensor, sample_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the encoder's frame features over the frames that cover real (non-padded) samples."""
+        """Mean of the encoder's frame features over the frames that cover real (non-padded) samples.
+
+        A clip shorter than the encoder's receptive field (400 samples, 25 ms, for every hub preset) would
+        yield no frame: it is zero-padded to that length, and the padding counts as real, so it yields one.
+        Longer clips are untouched (their masks already start with that many ones).
+        """
+        need = receptive_field(self.audio_encoder.config)
+        if input_values.shape[1] < need:
+            input_values = F.pad(input_values, (0, need - input_values.shape[1]))
+            sample_mask = F.pad(sample_mask, (0, need - sample_mask.shape[1]))
+        head = torch.arange(sample_mask.shape[1], device=sample_mask.device) < need
+        sample_mask = torch.maximum(sample_mask, head.to(sample_mask.dtype))  # no host sync: same ops every batch
         kwargs = {"attention_mask": sample_mask} if self.uses_attention_mask else {}
         frames = self.audio_encoder(input_values, **kwargs).last_hidden_state
         frame_mask = self.audio_encoder._get_feature_vector_attention_mask(frames.shape[1], sample_mask)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from benchmark.losses import clap_loss, soft_targets
-from benchmark.models.clap import ClapConfig, ClapModel, pair_logits
+from benchmark.models.clap import ClapConfig, ClapModel, pair_logits, receptive_field
 from benchmark.models.encoders import load_audio_encoder, load_text_encoder
 
 
@@ -70,6 +70,33 @@ def test_pooling_averages_only_real_frames(audio):
     assert n_real < frames.shape[1]
     torch.testing.assert_close(pooled[0], frames[0].mean(0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(pooled[1], frames[1, :n_real].mean(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("audio", ["tiny-wavlm", "tiny-hubert", "tiny-wav2vec2", "tiny-data2vec"])
+def test_a_clip_shorter_than_the_receptive_field_is_padded_to_one_frame(audio):
+    model = make_model(audio)
+    model.eval()
+    assert receptive_field(model.audio_encoder.config) == 400  # 25 ms at 16 kHz, as in the hub checkpoints
+    clip = torch.randn(1, 160, generator=torch.Generator().manual_seed(1))  # 10 ms: no frame of its own
+    with torch.no_grad():
+        alone = model.pooled_audio(clip, torch.ones(1, 160, dtype=torch.long))
+        # the reference: the clip zero-padded to 400 samples, all of them real, gives exactly one frame
+        padded = torch.cat([clip, torch.zeros(1, 240)], dim=1)
+        kwargs = {"attention_mask": torch.ones(1, 400, dtype=torch.long)} if model.uses_attention_mask else {}
+        (frame,) = model.audio_encoder(padded, **kwargs).last_hidden_state[0]
+        torch.testing.assert_close(alone[0], frame, rtol=1e-5, atol=1e-6)
+
+        # in a batch beside a 1 s clip it still pools real frames, and the long clip is untouched
+        x, mask = batch(2, (1.0, 0.01))
+        x[1, :160] = clip[0]
+        pooled = model.pooled_audio(x, mask)
+        assert torch.isfinite(pooled).all() and pooled[1].norm() > 0
+        seen = mask.clone()
+        seen[1, :400] = 1  # what the encoder is shown: the short clip's 400 samples count as real
+        kwargs = {"attention_mask": seen} if model.uses_attention_mask else {}
+        frames = model.audio_encoder(x, **kwargs).last_hidden_state
+        torch.testing.assert_close(pooled[0], frames[0].mean(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pooled[1], frames[1, 0], rtol=1e-5, atol=1e-6)  # its one frame
 
 
 def test_logit_scale_learnable_clamped_or_fixed():
