@@ -28,11 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
+    from benchmark.stopping import stop_exit_code, stop_name, stop_on_sigterm
+
+    stop_on_sigterm()  # SIGTERM (kill, timeout) stops a command as Ctrl-C does: runs in progress end KILLED
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("gemo-bench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"gemo-bench: interrupted ({stop_name(exc)})", file=sys.stderr)
+        return stop_exit_code(exc)
     except (ValueError, FileNotFoundError, RuntimeError, OSError, FloatingPointError) as exc:
         # Every bad input raises one clear error that names the file, line or field; show just that.
         print(f"gemo-bench: error: {exc}", file=sys.stderr)
@@ -665,6 +668,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import shlex
 
     from benchmark.runner import StudyInterrupted, run_study
+    from benchmark.stopping import stop_exit_code
     from benchmark.studies import load_study
 
     study = load_study(args.study, [*args.overrides, *_executor_overrides(args)])
@@ -673,7 +677,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StudyInterrupted as stop:
         s = stop.summary
         print(
-            f"{study.name}: interrupted after {len(s.trained)} cells trained ({len(s.skipped)} already finished, "
+            f"{study.name}: interrupted ({stop.stopped_by}) after {len(s.trained)} cells trained "
+            f"({len(s.skipped)} already finished, "
             f"{len(s.failed)} failed); finished cells are kept, and the cells in training ended KILLED",
             file=sys.stderr,
         )
@@ -684,7 +689,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print("run the same command again to resume", file=sys.stderr)
-        return 130
+        return stop_exit_code(stop)
     print(
         f"{study.name}: {len(summary.trained)} cells trained, {len(summary.skipped)} already finished, "
         f"{len(summary.failed)} failed ({summary.seconds:.0f} s)"
@@ -729,6 +734,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from benchmark import provenance
     from benchmark.search import run_search, storage_url
     from benchmark.search_store import nothing_to_search, targets
+    from benchmark.stopping import stop_exit_code, stop_name
     from benchmark.studies import StudyError, load_study
 
     trials = [] if args.trials is None else [f"search.trials={args.trials}"]
@@ -745,9 +751,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"note: {target.study_name}: {why}", file=sys.stderr)
     try:
         results = run_search(study, workers=args.workers, evaluate=not args.no_evaluate, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"{study.name}: interrupted; run the same command again to resume the search", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(
+            f"{study.name}: interrupted ({stop_name(exc)}); run the same command again to resume the search",
+            file=sys.stderr,
+        )
+        return stop_exit_code(exc)
     failed = False
     for error in results[0].worker_errors if results else []:
         print(f"note: {error} (its trials were retried by the other workers)", file=sys.stderr)

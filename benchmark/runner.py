@@ -44,6 +44,7 @@ from benchmark.data.sources import fingerprint
 from benchmark.executors import ExecutorSpec, TaskOutcome, run_array
 from benchmark.faults import checkpoint
 from benchmark.models.presets import describe_weights
+from benchmark.stopping import stop_exit_code, stop_name, stop_on_sigterm, stop_workers
 from benchmark.studies import Study, cell_id, config_id
 from benchmark.tracking import Tracker, flatten, resolve_uri, state_dir
 from benchmark.train import CellResult, EpochStats, train_cell
@@ -60,13 +61,15 @@ class RunSummary:
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`run_study`. The cells in training ended their runs KILLED (the next ``run`` trains
-    them again); ``summary`` holds what finished before it, and ``executor`` where the cells were running."""
+    """Ctrl-C or SIGTERM during :func:`run_study`. The cells in training ended their runs KILLED (the next
+    ``run`` trains them again); ``summary`` holds what finished before it, ``executor`` where the cells were
+    running, and ``stopped_by`` what stopped it (``Ctrl-C`` or ``SIGTERM``)."""
 
-    def __init__(self, summary: RunSummary, executor: str) -> None:
+    def __init__(self, summary: RunSummary, executor: str, stopped_by: str = "Ctrl-C") -> None:
         super().__init__()
         self.summary = summary
         self.executor = executor
+        self.stopped_by = stopped_by
 
 
 @dataclass
@@ -222,7 +225,7 @@ def run_one(ctx: Context, cell: CellSpec, progress: bool = False) -> str:
             checkpoint("before-finish")
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
-                ctx.tracker.end(run_id, "KILLED", "interrupted (Ctrl-C); the next run trains the cell again")
+                ctx.tracker.end(run_id, "KILLED", f"interrupted ({stop_name(exc)}); the next run trains the cell again")
             else:
                 ctx.tracker.end(run_id, "FAILED", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             raise
@@ -389,8 +392,8 @@ def run_study(
                 report(cell, *attempt(ctx, cell, progress))
         else:
             _run_workers(study, todo, workers, report)
-    except KeyboardInterrupt:
-        raise StudyInterrupted(summarise(), executor.kind) from None
+    except KeyboardInterrupt as exc:
+        raise StudyInterrupted(summarise(), executor.kind, stop_name(exc)) from None
     return summarise()
 
 
@@ -441,14 +444,8 @@ def _run_workers(study: Study, cells: list[CellSpec], workers: int, report) -> N
                 continue
             index, outcome, reason = msg
             report(cells[index], outcome, reason)
-    except KeyboardInterrupt:
-        # the workers got the same Ctrl-C (a terminal signals the whole process group): let them end their
-        # cells' runs KILLED; one that is still at it after a minute (the signal reached only this process)
-        # is stopped, and the next run finds its cell stale
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.terminate()
+    except KeyboardInterrupt as exc:
+        stop_workers(procs, exc)  # they end their cells' runs KILLED
         with contextlib.suppress(Empty):  # outcomes sent before the workers stopped: the summary counts them
             while True:
                 msg = queue.get(timeout=0.5)
@@ -469,6 +466,7 @@ def _worker_main(
     from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
+    stop_on_sigterm()
     if not torch.cuda.is_available():
         # CPU workers share the cores instead of each starting a thread per core
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -478,7 +476,8 @@ def _worker_main(
             if os.getppid() != parent:  # the coordinator died: stop between cells
                 return
             queue.put((i, *attempt(ctx, cells[i], progress=False)))
-    except KeyboardInterrupt:
-        sys.exit(130)  # Ctrl-C: the cell in training has ended its run KILLED; the coordinator says what to do
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the cell in training has ended its run KILLED; the coordinator says what to do
+        sys.exit(stop_exit_code(exc))
     finally:
         queue.put(None)

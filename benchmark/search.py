@@ -91,6 +91,7 @@ from benchmark.search_store import (
     trial_budget,
     uar_value,
 )
+from benchmark.stopping import stop_exit_code, stop_name, stop_on_sigterm, stop_workers
 from benchmark.studies import SearchSpec, Study, config_id
 from benchmark.train import EpochStats, Fit, fit_cell
 
@@ -248,10 +249,10 @@ class Objective:
             tracker.client.set_tag(run_id, "gemo.trial_state", "PRUNED")
             tracker.end(run_id, "FINISHED")
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # retried with the same values by the next run (see fail_stale)
             trial.set_user_attr(INTERRUPTED_ATTR, True)
-            tracker.end(run_id, "KILLED", "interrupted")
+            tracker.end(run_id, "KILLED", f"interrupted ({stop_name(exc)}); the next run retries the trial")
             raise
         except BaseException as exc:
             tracker.client.set_tag(run_id, "gemo.trial_state", "FAIL")
@@ -449,12 +450,14 @@ def _worker_process(study: Study, worker: int, parents: dict[str, str], gpu: str
     from benchmark.models.quiet import silence_known_warnings
 
     silence_known_warnings()
+    stop_on_sigterm()
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     try:
         search_worker(study, worker, parents)
-    except KeyboardInterrupt:
-        sys.exit(130)  # Ctrl-C: the trial in training is marked interrupted; the coordinator says what to do
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the trial in training is marked interrupted; the coordinator says what to do
+        sys.exit(stop_exit_code(exc))
 
 
 # ---- the whole search ---------------------------------------------------------------------------------------
@@ -628,9 +631,8 @@ def _run_local_workers(study: Study, workers: int, parents: dict[str, str]) -> l
     try:
         for p in procs:
             p.join()
-    except KeyboardInterrupt:
-        for p in procs:  # they got the same Ctrl-C: let them mark their trials interrupted
-            p.join(timeout=60)
+    except KeyboardInterrupt as exc:
+        stop_workers(procs, exc)  # they mark their trials interrupted
         raise
     return [f"worker {i} exited with code {p.exitcode}" for i, p in enumerate(procs) if p.exitcode != 0]
 

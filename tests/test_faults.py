@@ -150,11 +150,16 @@ def _default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_ends_the_cells_in_training_killed_and_the_rerun_finishes_the_study(
-    tmp_path: Path, capsys, workers: int
+@pytest.mark.parametrize(
+    ("workers", "stop", "whole_group"),
+    [(1, signal.SIGINT, True), (2, signal.SIGINT, True), (1, signal.SIGTERM, True), (2, signal.SIGTERM, False)],
+    # Ctrl-C at a terminal and `timeout` signal the whole process group; `kill PID` signals the command alone
+    ids=["ctrl-c-1-worker", "ctrl-c-2-workers", "timeout-1-worker", "kill-pid-2-workers"],
+)
+def test_ctrl_c_or_sigterm_ends_the_cells_in_training_killed_and_the_rerun_finishes_the_study(
+    tmp_path: Path, capsys, workers: int, stop: signal.Signals, whole_group: bool
 ):
-    # 4 cells of 40 epochs: a cell seen at its first epoch is still training when Ctrl-C lands
+    # 4 cells of 40 epochs: a cell seen at its first epoch is still training when the signal lands
     path = tmp_path / "mini.toml"
     path.write_text(STUDY.format(epochs=40, uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
     tracker = tracker_of(path)
@@ -172,20 +177,24 @@ def test_ctrl_c_ends_the_cells_in_training_killed_and_the_rerun_finishes_the_stu
     while not any("train_loss" in r.metrics for r in tracker.runs("cell", "RUNNING")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
+    if whole_group:
+        os.killpg(proc.pid, stop)
+    else:
+        os.kill(proc.pid, stop)
     out, _ = proc.communicate(timeout=300)
+    name = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
 
-    assert proc.returncode == 130, out
-    assert "interrupted after" in out and "run the same command again to resume" in out, out
+    assert proc.returncode == 128 + stop, out
+    assert f"interrupted ({name}) after" in out and "run the same command again to resume" in out, out
     assert "Traceback" not in out, out
     assert not tracker.runs("cell", "RUNNING")  # nothing left for the next run to guess about
     killed = tracker.runs("cell", "KILLED")
     assert 1 <= len(killed) <= workers
     for run in killed:
-        assert run.tags["gemo.end_reason"].startswith("interrupted (Ctrl-C)")
+        assert run.tags["gemo.end_reason"] == f"interrupted ({name}); the next run trains the cell again"
     finished = len(tracker.runs("cell", "FINISHED"))
     assert finished < 4
-    assert f"interrupted after {finished} cells trained" in out, out  # the outcomes the workers sent, all
+    assert f"interrupted ({name}) after {finished} cells trained" in out, out  # the outcomes the workers sent, all
 
     assert main(["run", str(path), "--no-progress"]) == 0
     assert f": {4 - finished} cells trained, {finished} already finished" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Searches for real: Optuna journal storage, MLflow SQLite stores, worker processes, SIGKILL and Ctrl-C."""
+"""Searches for real: Optuna journal storage, MLflow SQLite stores, worker processes, SIGKILL, Ctrl-C, SIGTERM."""
 
 import datetime as dt
 import json
@@ -618,7 +618,14 @@ def test_a_worker_killed_mid_trial_is_covered_by_the_others(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "whole_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "kill-pid"],  # a terminal signals the process group; `kill PID` the command alone
+)
+def test_ctrl_c_or_sigterm_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(
+    tmp_path, stop, whole_group
+):
     # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat; its trials
     # train for 30 epochs, not 6, so that a trial seen at its first epoch is still training at Ctrl-C (at 6
     # a trial lasts two seconds, and the search could end between the look and the signal)
@@ -634,9 +641,14 @@ def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupte
     tracker = tracker_of(study)
     proc = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     victim = wait_for_running_trial(tracker, proc)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    if whole_group:
+        os.killpg(proc.pid, stop)
+    else:
+        os.kill(proc.pid, stop)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 130 and "run the same command again to resume" in out, out
+    name = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
+    assert proc.returncode == 128 + stop, out
+    assert f"interrupted ({name}); run the same command again to resume" in out, out
     assert "Traceback" not in out, out  # the workers stop quietly; the command says what to do
     after = optuna_trials(study)
     interrupted = [t for t in after if t.user_attrs.get(INTERRUPTED_ATTR)]
@@ -649,7 +661,9 @@ def test_ctrl_c_stops_the_shipped_search_and_the_next_run_retries_the_interrupte
     assert number in {t.number for t in interrupted} or after[number].state == TrialState.COMPLETE, (seen, out)
     for t in interrupted:
         assert t.state == TrialState.FAIL, (seen, out)
-        assert tracker.client.get_run(t.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+        run = tracker.client.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "KILLED", (seen, out)
+        assert run.data.tags["gemo.end_reason"] == f"interrupted ({name}); the next run retries the trial"
 
     rerun = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     out, _ = rerun.communicate(timeout=900)
