@@ -53,11 +53,17 @@ class AudioInfo:
         return tuple(out)
 
 
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise AudioError(f"{path}: a folder, not an audio file (name its files, e.g. {path / '*.wav'})")
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+
+
 def audio_info(path: str | Path) -> AudioInfo:
     """Read a file's header; raise :class:`AudioError` naming the file if it is missing, unreadable or empty."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
+    _check_is_file(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -102,8 +108,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         AudioError: the file is missing, unreadable, truncated, empty or holds non-finite samples.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
+    _check_is_file(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:

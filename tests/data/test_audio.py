@@ -122,6 +122,14 @@ def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
             read(path)
 
 
+def test_a_folder_given_for_a_file_is_an_error_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for read in (audio_info, load_audio):
+        with pytest.raises(AudioError, match=re.escape(f"{folder}: a folder, not an audio file (name its files")):
+            read(folder)
+
+
 def test_non_finite_samples_are_refused(tmp_path: Path) -> None:
     wave = _noise(1000)
     wave[500] = np.nan
