@@ -229,40 +229,47 @@ class Objective:
         return configured(self.study, self.target, values, self.folds, (self.seed,)).cells()
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        values = suggest(trial, self.study, self.target)
-        cells = self.cells(values)
+        # a trial counts as interrupted until it ends otherwise, so that Ctrl-C or SIGTERM anywhere in it (while
+        # its run is being created, say) has it retried rather than counted as a finished failure
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
         tracker = self.ctx.tracker
-        params = {**config_params(cells[0], self.ctx), "trial": trial.number, "folds": list(self.folds)}
-        tags = {
-            **cell_tags(self.ctx, cells[0]),
-            "gemo.search_id": self.search_id,
-            "gemo.optuna_study": self.target.study_name,
-            "gemo.trial_number": str(trial.number),
-            "gemo.worker": str(self.worker),
-        }
-        name = f"trial {trial.number}: " + " ".join(f"{k}={v:.3g}" for k, v in values.items())
-        run_id = tracker.start_child("trial", self.parent_run_id, name, params, tags)
-        trial.set_user_attr(RUN_ID_ATTR, run_id)
+        run_id = None
         try:
-            value = self._fit_folds(trial, cells, run_id)
+            values = suggest(trial, self.study, self.target)
+            cells = self.cells(values)
+            params = {**config_params(cells[0], self.ctx), "trial": trial.number, "folds": list(self.folds)}
+            tags = {
+                **cell_tags(self.ctx, cells[0]),
+                "gemo.search_id": self.search_id,
+                "gemo.optuna_study": self.target.study_name,
+                "gemo.trial_number": str(trial.number),
+                "gemo.worker": str(self.worker),
+            }
+            name = f"trial {trial.number}: " + " ".join(f"{k}={v:.3g}" for k, v in values.items())
+            run_id = tracker.start_child("trial", self.parent_run_id, name, params, tags)
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
+            uar, gap = self._fit_folds(trial, cells, run_id)
         except optuna.TrialPruned:
+            trial.set_user_attr(INTERRUPTED_ATTR, False)
             tracker.client.set_tag(run_id, "gemo.trial_state", "PRUNED")
             tracker.end(run_id, "FINISHED")
             raise
         except KeyboardInterrupt as exc:
             # retried with the same values by the next run (see fail_stale)
-            trial.set_user_attr(INTERRUPTED_ATTR, True)
-            tracker.end(run_id, "KILLED", f"interrupted ({stop_name(exc)}); the next run retries the trial")
+            if run_id is not None:
+                tracker.end(run_id, "KILLED", f"interrupted ({stop_name(exc)}); the next run retries the trial")
             raise
         except BaseException as exc:
-            tracker.client.set_tag(run_id, "gemo.trial_state", "FAIL")
-            tracker.end(run_id, "FAILED", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr(INTERRUPTED_ATTR, False)
+            if run_id is not None:
+                tracker.client.set_tag(run_id, "gemo.trial_state", "FAIL")
+                tracker.end(run_id, "FAILED", f"{type(exc).__name__}: {exc}")
             raise
-        uar, gap = value
         trial.set_user_attr(GAP_ATTR, gap)
         tracker.log_metrics(run_id, {"objective": uar, GAP_ATTR: gap}, step=len(self.folds) * cells[0].train.epochs)
         tracker.client.set_tag(run_id, "gemo.trial_state", "COMPLETE")
         tracker.end(run_id, "FINISHED")
+        trial.set_user_attr(INTERRUPTED_ATTR, False)
         return (uar, gap) if self.study.search.multi_objective else uar
 
     def _fit_folds(self, trial: optuna.Trial, cells: list[CellSpec], run_id: str) -> tuple[float, float]:
