@@ -647,13 +647,13 @@ def test_a_worker_killed_mid_trial_is_covered_by_the_others(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stop", "whole_group"),
-    [(signal.SIGINT, True)],
-    ids=["ctrl-c"],  # a terminal signals the process group (`kill PID` of `run` is tested in test_faults.py)
+    "stop",
+    [signal.SIGINT, signal.SIGTERM],
+    # the process group is signalled, as a terminal's Ctrl-C and `timeout` do (`kill PID` of the coordinator
+    # alone is tested for `run` in test_faults.py)
+    ids=["ctrl-c", "timeout"],
 )
-def test_ctrl_c_or_sigterm_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(
-    tmp_path, stop, whole_group
-):
+def test_ctrl_c_or_sigterm_stops_the_shipped_search_and_the_next_run_retries_the_interrupted_trial(tmp_path, stop):
     # the study `nox -s search` runs, with a smaller budget, its own store and a short heartbeat; its trials
     # train for 30 epochs, not 6, so that a trial seen at its first epoch is still training at Ctrl-C (at 6
     # a trial lasts two seconds, and the search could end between the look and the signal)
@@ -669,10 +669,7 @@ def test_ctrl_c_or_sigterm_stops_the_shipped_search_and_the_next_run_retries_the
     tracker = tracker_of(study)
     proc = cli("search", str(path), *overrides, "--workers", "2", "--no-evaluate", cwd=tmp_path)
     victim = wait_for_running_trial(tracker, proc)
-    if whole_group:
-        os.killpg(proc.pid, stop)
-    else:
-        os.kill(proc.pid, stop)
+    os.killpg(proc.pid, stop)
     out, _ = proc.communicate(timeout=300)
     name = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
     assert proc.returncode == 128 + stop, out
