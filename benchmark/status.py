@@ -295,9 +295,15 @@ def render(status: StudyStatus, study_args: str) -> str:
         lines += ["", *(f"note: {t}" for t in notes)]
     lines.append("")
     todo = sum(c[s] for s in TO_TRAIN)
+    trials = sum(max(0, s.wanted - s.counts.done - s.counts.running) if s.counts else s.wanted for s in status.searches)
+    search_next = (
+        [f"next: gemo-bench search {study_args} runs the {trials} trial{'s' * (trials != 1)} not finished or running"]
+        if trials
+        else []
+    )
     if status.complete:
         lines.append(f"complete: every cell finished. Reports: gemo-bench report all {study_args}")
-        return "\n".join(lines)
+        return "\n".join(lines + search_next)
     if status.estimate_seconds is not None:
         lines.append(f"time left: about {_duration(status.estimate_seconds)} of cell time ({status.estimate_basis})")
     else:
@@ -306,7 +312,7 @@ def render(status: StudyStatus, study_args: str) -> str:
         lines.append(
             f"next: gemo-bench run {study_args} trains the {todo} cell{'s' * (todo != 1)} not finished or running"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + search_next)
 
 
 def _where(cell: CellStatus) -> str:

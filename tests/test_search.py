@@ -402,9 +402,13 @@ def test_search_never_scores_a_test_session_logs_nested_runs_and_resumes(tmp_pat
     assert progress.best_params == next(t.params for t in trials if t.number == result.best_trial)
     text = render(status, "s.toml")
     assert f"  {progress.study_name}: 3 of 3 trials finished (3 complete, 0 pruned, 0 failed); best: trial " in text
+    assert "next: gemo-bench search" not in text
 
     # resume with a larger budget: only the missing trials run, then the best is tested once
     more = load_study(path, ["search.trials=5"])
+    assert "\nnext: gemo-bench search s.toml runs the 2 trials not finished or running" in render(
+        study_status(more), "s.toml"
+    )
     (result,) = run_search(more, progress=False)
     trials = assert_exactly_once(more, 5)
     assert result.best_value == max(t.value for t in trials)
